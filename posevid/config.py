@@ -1,0 +1,100 @@
+"""Model configurations as plain dataclasses, selected by name (no global config tree)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One HRNet stage: `num_modules` multi-resolution modules over len(channels) parallel branches."""
+
+    num_modules: int
+    num_blocks: tuple[int, ...]  # basic blocks per branch in each module
+    channels: tuple[int, ...]  # width of each branch, highest resolution first
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    stages: tuple[StageConfig, ...]  # HRNet stages 2..4 (stage 1 is `layer1`)
+    stem_channels: int = 64  # width of the two stride-2 stem convolutions
+    layer1_blocks: int = 4  # bottleneck blocks at stride 4
+    layer1_planes: int = 64  # bottleneck width; layer1 outputs 4 × this
+    heatmap_channels: int = 32  # width of the heatmap head
+    heatmap_blocks: int = 1  # basic blocks in the heatmap head
+    offset_channels: int = 15  # width of each keypoint's regression branch
+    offset_blocks: int = 2  # adaptive-convolution blocks per keypoint branch
+    num_keypoints: int = 17
+    temporal_channels: int = 64  # ConvGRU hidden width
+    input_size: int = 512  # test-time size of the shorter image side (rounded to a multiple of 32)
+
+    def __post_init__(self) -> None:
+        if not self.stages:
+            raise ValueError(f"{self.name}: at least one HRNet stage is needed")
+        for i, stage in enumerate(self.stages):
+            if len(stage.num_blocks) != len(stage.channels):
+                raise ValueError(f"{self.name}: stage {i + 2} has {len(stage.channels)} branches "
+                                 f"but {len(stage.num_blocks)} block counts")
+            if i and stage.channels[: len(self.stages[i - 1].channels)] != self.stages[i - 1].channels:
+                raise ValueError(f"{self.name}: stage {i + 2} must keep the widths of the branches "
+                                 "it inherits")
+        if self.input_size % 32:
+            raise ValueError(f"{self.name}: input_size must be a multiple of 32, got {self.input_size}")
+
+    @property
+    def fused_channels(self) -> int:
+        """Channels of the concatenated multi-resolution features the heads read."""
+        return sum(self.stages[-1].channels)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        d = dict(d)
+        d["stages"] = tuple(
+            StageConfig(s["num_modules"], tuple(s["num_blocks"]), tuple(s["channels"])) for s in d["stages"]
+        )
+        return cls(**d)
+
+
+def _hrnet(width: int) -> tuple[StageConfig, ...]:
+    # The official HRNet-W32/W48 stage layout (DEKR's COCO configs).
+    w = width
+    return (
+        StageConfig(1, (4, 4), (w, 2 * w)),
+        StageConfig(4, (4, 4, 4), (w, 2 * w, 4 * w)),
+        StageConfig(3, (4, 4, 4, 4), (w, 2 * w, 4 * w, 8 * w)),
+    )
+
+
+MODELS: dict[str, ModelConfig] = {
+    # Official DEKR COCO networks: official checkpoints load into these unchanged.
+    "hrnet_w32": ModelConfig("hrnet_w32", _hrnet(32), heatmap_channels=32, input_size=512),
+    "hrnet_w48": ModelConfig("hrnet_w48", _hrnet(48), heatmap_channels=48, input_size=640,
+                             temporal_channels=64),
+    # Real-time CPU model: three narrow branches, one block each, a slim stem and small input.
+    "lite": ModelConfig(
+        "lite",
+        (
+            StageConfig(1, (1, 1), (16, 32)),
+            StageConfig(1, (1, 1, 1), (16, 32, 64)),
+        ),
+        stem_channels=32,
+        layer1_blocks=1,
+        layer1_planes=16,
+        heatmap_channels=16,
+        heatmap_blocks=1,
+        offset_channels=8,
+        offset_blocks=1,
+        temporal_channels=16,
+        input_size=160,
+    ),
+}
+
+
+def model_config(name: str) -> ModelConfig:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}") from None

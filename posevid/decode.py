@@ -1,0 +1,126 @@
+"""From DEKR's heatmaps and offsets to poses: pure tensor functions, all in output-map coordinates.
+
+Steps, each a named function: offsets → pose map; (optional) merge with the mirrored pass; local NMS on
+the center heatmap; keypoints regressed at the kept centers; keypoint scores read from the keypoint
+heatmaps at the regressed positions; pose NMS. Mapping to source pixels happens in `frames.Resize`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class Poses:
+    """People found in one image. Coordinates are (x, y) in whatever frame the producer states."""
+
+    keypoints: np.ndarray  # (P, K, 3): x, y, keypoint score
+    scores: np.ndarray  # (P,) pose score = center score × mean keypoint score
+    center_scores: np.ndarray  # (P,) peak value of the center heatmap that seeded each pose
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def select(self, keep: np.ndarray) -> "Poses":
+        return Poses(self.keypoints[keep], self.scores[keep], self.center_scores[keep])
+
+    @classmethod
+    def empty(cls, num_keypoints: int) -> "Poses":
+        return cls(np.zeros((0, num_keypoints, 3)), np.zeros(0), np.zeros(0))
+
+
+def pose_map(offsets: torch.Tensor) -> torch.Tensor:
+    """(2K, h, w) offsets → (h, w, K, 2) keypoint positions: location − offset (official DEKR convention)."""
+    k2, h, w = offsets.shape
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=offsets.dtype, device=offsets.device),
+                            torch.arange(w, dtype=offsets.dtype, device=offsets.device), indexing="ij")
+    loc = torch.stack((xs, ys), dim=-1)[:, :, None, :]  # (h, w, 1, 2)
+    return loc - offsets.permute(1, 2, 0).reshape(h, w, k2 // 2, 2)
+
+
+def merge_flipped(heatmaps: torch.Tensor, poses: torch.Tensor, heatmaps_f: torch.Tensor, poses_f: torch.Tensor,
+                  flip_index: tuple[int, ...], content_width: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Averages a pass on the image with a pass on its mirror image (flip test).
+
+    heatmaps: (K+1, h, w); poses: (h, w, K, 2) from `pose_map`; `_f` the same for the mirrored input whose
+    content was `content_width` input pixels wide (input x ↔ content_width − 1 − x). Map column j of the
+    mirrored pass lies over column (content_width − 1)/4 − j of the original.
+    """
+    k = len(flip_index)
+    w = heatmaps.shape[-1]
+    mirror = (content_width - 1) / 4.0
+    src = torch.round(mirror - torch.arange(w, dtype=torch.float32)).long()  # mirrored column under column j
+    valid = (src >= 0) & (src < w)
+    src = src.clamp(0, w - 1)
+    order = torch.tensor(list(flip_index) + [k])  # mirrored channel c holds keypoint flip_index[c]; center stays
+    hf = heatmaps_f[order][:, :, src]
+    hf = torch.where(valid, hf, heatmaps)
+    pf = poses_f[:, src][:, :, list(flip_index)].clone()
+    pf[..., 0] = mirror - pf[..., 0]
+    pf = torch.where(valid[None, :, None, None], pf, poses)
+    return (heatmaps + hf) / 2, (poses + pf) / 2
+
+
+def center_peaks(center: torch.Tensor, max_people: int = 30, threshold: float = 0.01,
+                 kernel: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Local NMS on the (h, w) center heatmap: pixels equal to their kernel×kernel max, top `max_people`
+    above `threshold`. Returns (flat indices (P,), scores (P,)), highest score first."""
+    peaks = F.max_pool2d(center[None, None], kernel, 1, kernel // 2)[0, 0]
+    scores = torch.where(peaks == center, center, torch.zeros_like(center)).flatten()
+    scores, idx = scores.topk(min(max_people, scores.numel()))
+    keep = scores > threshold
+    return idx[keep], scores[keep]
+
+
+def sample_bilinear(maps: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Values of (K, h, w) maps at (P, K, 2) (x, y) points, map k read at points[:, k] → (P, K); 0 outside."""
+    k, h, w = maps.shape
+    p = points.shape[0]
+    if p == 0:
+        return points.new_zeros(0, k)
+    gx = points[..., 0] * (2.0 / max(w - 1, 1)) - 1
+    gy = points[..., 1] * (2.0 / max(h - 1, 1)) - 1
+    grid = torch.stack((gx, gy), -1).permute(1, 0, 2)[:, :, None, :]  # (K, P, 1, 2)
+    out = F.grid_sample(maps[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return out[:, 0, :, 0].T  # (P, K)
+
+
+def pose_nms(keypoints: torch.Tensor, scores: torch.Tensor, dist_ratio: float = 0.05,
+             min_close: int = 8) -> torch.Tensor:
+    """Greedy pose NMS (DEKR's rule): pose j duplicates a kept pose i when more than `min_close` of their
+    keypoints lie within dist_ratio · sqrt(area of i's keypoint box). keypoints (P, K, 2), scores (P,)
+    → indices kept, best first."""
+    p = keypoints.shape[0]
+    if p == 0:
+        return torch.zeros(0, dtype=torch.long)
+    span = keypoints.amax(1) - keypoints.amin(1)  # (P, 2)
+    area = span[:, 0] * span[:, 1]
+    dist = (keypoints[:, None] - keypoints[None]).norm(dim=-1)  # (P, P, K)
+    close = (dist < dist_ratio * area.sqrt()[:, None, None]).sum(-1) > min_close  # (P, P), row i's scale
+    order = torch.argsort(scores, descending=True)
+    suppressed = torch.zeros(p, dtype=torch.bool)
+    keep = []
+    for i in order.tolist():
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        suppressed |= close[i]
+    return torch.tensor(keep, dtype=torch.long)
+
+
+def decode(heatmaps: torch.Tensor, poses: torch.Tensor, max_people: int = 30, center_threshold: float = 0.01,
+           nms_kernel: int = 3, nms_dist_ratio: float = 0.05, nms_min_close: int = 8) -> Poses:
+    """heatmaps (K+1, h, w) and pose map (h, w, K, 2) of one image → Poses in map coordinates."""
+    k = heatmaps.shape[0] - 1
+    h, w = heatmaps.shape[-2:]
+    idx, center_scores = center_peaks(heatmaps[k], max_people, center_threshold, nms_kernel)
+    kpts = poses.reshape(h * w, k, 2)[idx]  # (P, K, 2)
+    kpt_scores = sample_bilinear(heatmaps[:k], kpts).clamp(0, 1)
+    scores = center_scores * kpt_scores.mean(1)
+    keep = pose_nms(kpts, scores, nms_dist_ratio, nms_min_close)
+    out = torch.cat([kpts, kpt_scores[..., None]], -1)[keep]
+    return Poses(out.numpy().astype(np.float64), scores[keep].numpy().astype(np.float64),
+                 center_scores[keep].numpy().astype(np.float64))

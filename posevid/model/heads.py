@@ -1,0 +1,153 @@
+"""DEKR heads: a heatmap head (K keypoints + 1 center) and one adaptive-convolution regression branch per keypoint.
+
+Adaptive convolution: per pixel q the branch predicts a 2×2 matrix A_q and a translation t_q that move
+the regular 3×3 grid g_i to A_q g_i + t_q; the features are sampled there bilinearly and weighted:
+y(q) = Σ_i W_i x(q + A_q g_i + t_q). Sampling follows torchvision's `deform_conv2d` (zero outside the
+image, per-point (dy, dx) offsets), written with `grid_sample` so no torchvision is needed.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from posevid.model.hrnet import BN_MOMENTUM, BasicBlock, make_layer
+
+# The 3×3 grid, kernel points in row-major order: row 0 = dy, row 1 = dx (the official buffer).
+REGULAR_GRID = ((-1.0, -1.0, -1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0), (-1.0, 0.0, 1.0, -1.0, 0.0, 1.0, -1.0, 0.0, 1.0))
+
+
+def sample_points(x: torch.Tensor, py: torch.Tensor, px: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of x at absolute pixel positions, zero outside the image.
+
+    x: (N, C, H, W); py, px: (N, P, H, W) row / column positions → (N, C, P, H, W).
+    """
+    n, c, h, w = x.shape
+    p = py.shape[1]
+    # align_corners=True maps -1 / +1 to the centres of the first / last pixel, so pixel i ↔ 2i/(size-1) - 1;
+    # padding 'zeros' then gives each out-of-image corner weight zero, exactly like deform_conv2d.
+    gx = px * (2.0 / max(w - 1, 1)) - 1.0
+    gy = py * (2.0 / max(h - 1, 1)) - 1.0
+    grid = torch.stack((gx, gy), dim=-1).reshape(n, p * h, w, 2)  # (N, P·H, W, 2) in (x, y) order
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return out.view(n, c, p, h, w)
+
+
+def deform_conv3x3(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """3×3 deformable convolution, stride 1, padding 1, no bias (torchvision semantics).
+
+    x: (N, C, H, W); offset: (N, 18, H, W) with (dy, dx) for each kernel point in row-major order;
+    weight: (O, C, 3, 3) → (N, O, H, W).
+    """
+    n, c, h, w = x.shape
+    grid = torch.tensor(REGULAR_GRID, dtype=x.dtype, device=x.device)  # (2, 9)
+    ys = torch.arange(h, dtype=x.dtype, device=x.device).view(1, 1, h, 1)
+    xs = torch.arange(w, dtype=x.dtype, device=x.device).view(1, 1, 1, w)
+    py = ys + grid[0].view(1, 9, 1, 1) + offset[:, 0::2]
+    px = xs + grid[1].view(1, 9, 1, 1) + offset[:, 1::2]
+    cols = sample_points(x, py, px).reshape(n, c * 9, h * w)  # (N, C·9, H·W), kernel index fastest
+    return (weight.reshape(weight.shape[0], c * 9) @ cols).view(n, -1, h, w)
+
+
+class AdaptBlock(nn.Module):
+    """One adaptive-convolution residual block (the official `AdaptBlock`, names and buffer included)."""
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, outplanes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 dilation: int = 1):
+        super().__init__()
+        if stride != 1 or dilation != 1 or downsample is not None or inplanes != outplanes:
+            raise ValueError("AdaptBlock supports stride 1, dilation 1 and equal in/out widths only")
+        self.register_buffer("regular_matrix", torch.tensor(REGULAR_GRID))
+        self.transform_matrix_conv = nn.Conv2d(inplanes, 4, 3, 1, 1, bias=True)
+        self.translation_conv = nn.Conv2d(inplanes, 2, 3, 1, 1, bias=True)
+        self.adapt_conv = _DeformWeight(inplanes, outplanes)
+        self.bn = nn.BatchNorm2d(outplanes, momentum=BN_MOMENTUM)
+        self.relu = nn.ReLU(inplace=True)
+
+    def offsets(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) → (N, 18, H, W): A_q g_i + t_q − g_i as (dy, dx) per kernel point."""
+        n, _, h, w = x.shape
+        a = self.transform_matrix_conv(x).permute(0, 2, 3, 1).reshape(n * h * w, 2, 2)  # A_q, row-major
+        moved = a @ self.regular_matrix - self.regular_matrix  # (NHW, 2, 9)
+        off = moved.transpose(1, 2).reshape(n, h, w, 18).permute(0, 3, 1, 2)
+        t = self.translation_conv(x)
+        return off + t.repeat(1, 9, 1, 1)  # channels alternate dy, dx like t's (ty, tx)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn(deform_conv3x3(x, self.offsets(x), self.adapt_conv.weight))
+        return self.relu(out + x)
+
+
+class _DeformWeight(nn.Module):
+    """Holds the deformable convolution's weight under the official name `adapt_conv.weight`."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(cout, cin, 3, 3))
+        nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)  # nn.Conv2d's default initialisation
+
+
+def head_transition(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def heatmap_head(channels: int, blocks: int, num_outputs: int) -> nn.ModuleList:
+    return nn.ModuleList([make_layer(BasicBlock, channels, channels, blocks), nn.Conv2d(channels, num_outputs, 1)])
+
+
+def offset_branches(num_keypoints: int, channels: int, blocks: int) -> tuple[nn.ModuleList, nn.ModuleList]:
+    features = nn.ModuleList(make_layer(AdaptBlock, channels, channels, blocks) for _ in range(num_keypoints))
+    finals = nn.ModuleList(nn.Conv2d(channels, 2, 1) for _ in range(num_keypoints))
+    return features, finals
+
+
+def offsets_grouped(x: torch.Tensor, features: nn.ModuleList, finals: nn.ModuleList) -> torch.Tensor:
+    """All keypoint branches at once: (N, K·C, H, W) → (N, 2K, H, W), equal to running each branch alone.
+
+    The K branches have identical shapes, so their weights are concatenated into grouped convolutions and
+    one batched sampling/matmul; this is several times faster on CPU than K separate small branches.
+    """
+    k = len(features)
+    n, kc, h, w = x.shape
+    c = kc // k
+    for depth in range(len(features[0])):
+        blocks: list[AdaptBlock] = [f[depth] for f in features]
+        # transform (4) and translation (2) convs of every branch as one grouped conv: (N, K·6, H, W)
+        weight = torch.cat([t for b in blocks for t in (b.transform_matrix_conv.weight, b.translation_conv.weight)])
+        bias = torch.cat([t for b in blocks for t in (b.transform_matrix_conv.bias, b.translation_conv.bias)])
+        params = F.conv2d(x, weight, bias, padding=1, groups=k).view(n, k, 6, h, w)
+        a = params[:, :, :4].permute(0, 1, 3, 4, 2).reshape(n, k, h, w, 2, 2)  # A_q per branch, row-major
+        t = params[:, :, 4:]  # (N, K, 2, H, W) as (ty, tx)
+        grid = blocks[0].regular_matrix  # (2, 9)
+        moved = torch.einsum("nkhwij,jp->nkiphw", a, grid)  # A_q g for every kernel point: (N, K, 2, 9, H, W)
+        ys = torch.arange(h, dtype=x.dtype, device=x.device).view(h, 1)
+        xs = torch.arange(w, dtype=x.dtype, device=x.device).view(1, w)
+        py = (moved[:, :, 0] + t[:, :, 0:1] + ys).reshape(n * k, 9, h, w)
+        px = (moved[:, :, 1] + t[:, :, 1:2] + xs).reshape(n * k, 9, h, w)
+        cols = sample_points(x.reshape(n * k, c, h, w), py, px).view(n, k, c * 9, h * w)
+        wd = torch.stack([b.adapt_conv.weight.reshape(c, c * 9) for b in blocks])  # (K, C, C·9)
+        out = (wd @ cols).view(n, kc, h, w)
+        out = _grouped_batch_norm(out, [b.bn for b in blocks])
+        x = F.relu(out + x)
+    weight = torch.cat([f.weight for f in finals])
+    bias = torch.cat([f.bias for f in finals])
+    return F.conv2d(x, weight, bias, groups=k)
+
+
+def _grouped_batch_norm(x: torch.Tensor, bns: list[nn.BatchNorm2d]) -> torch.Tensor:
+    """BatchNorm of concatenated channel groups with each group's own module (running stats kept per module)."""
+    cat = lambda name: torch.cat([getattr(b, name) for b in bns])  # noqa: E731
+    if not bns[0].training:
+        return F.batch_norm(x, cat("running_mean"), cat("running_var"), cat("weight"), cat("bias"),
+                            False, 0.0, bns[0].eps)
+    mean, var = cat("running_mean"), cat("running_var")
+    out = F.batch_norm(x, mean, var, cat("weight"), cat("bias"), True, bns[0].momentum, bns[0].eps)
+    with torch.no_grad():  # F.batch_norm updated the concatenated copies: hand each module its slice
+        c = bns[0].num_features
+        for i, b in enumerate(bns):
+            b.running_mean.copy_(mean[i * c:(i + 1) * c])
+            b.running_var.copy_(var[i * c:(i + 1) * c])
+            b.num_batches_tracked += 1
+    return out

@@ -1,0 +1,35 @@
+"""ConvGRU carrying video context from frame to frame between the backbone features and the heads."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ConvGRU(nn.Module):
+    """Residual convolutional GRU: features + W_out · h_t, with h_t = GRU(project(features), h_{t-1}).
+
+    W_out starts at zero, so a network loaded from a DEKR checkpoint without GRU weights computes exactly
+    what DEKR computes until the GRU is trained. The caller owns the state: pass `None` at a video's start
+    or after a scene cut.
+    """
+
+    def __init__(self, channels: int, hidden: int):
+        super().__init__()
+        self.hidden = hidden
+        self.project = nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden),
+                                     nn.ReLU(inplace=True))
+        self.gates = nn.Conv2d(2 * hidden, 2 * hidden, 3, padding=1)  # update z and reset r
+        self.candidate = nn.Conv2d(2 * hidden, hidden, 3, padding=1)
+        self.out = nn.Conv2d(hidden, channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (N, C, H, W) fused features; h: (N, hidden, H, W) or None → (features, new state)."""
+        u = self.project(x)
+        if h is None or h.shape != u.shape:
+            h = torch.zeros_like(u)
+        z, r = torch.sigmoid(self.gates(torch.cat([u, h], 1))).chunk(2, dim=1)
+        q = torch.tanh(self.candidate(torch.cat([u, r * h], 1)))
+        h = (1 - z) * h + z * q
+        return x + self.out(h), h
