@@ -1,3 +1,34 @@
-"""posevid: DEKR bottom-up pose estimation with a ConvGRU carrying context across video frames."""
+"""posevid: DEKR bottom-up pose estimation with a ConvGRU carrying context across video frames.
+
+Python API (the `posevid` command is a thin layer over it):
+
+    model = posevid.load_model("lite", weights="weights/posevid_lite.pt")   # or an official DEKR .pth
+    heatmaps, offsets, state = model(x, state)                               # x: (N, 3, H, W) normalised
+    predictor = posevid.Predictor(model)                                     # frames → poses, owns the state
+    result = posevid.infer_video("clip.mp4", predictor, posevid.InferOptions(out_dir=Path("out")))
+"""
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "load_model": "posevid.model",
+    "save_checkpoint": "posevid.model",
+    "DEKR": "posevid.model",
+    "Predictor": "posevid.predict",
+    "PredictConfig": "posevid.predict",
+    "infer_video": "posevid.infer",
+    "InferOptions": "posevid.infer",
+    "PosevidError": "posevid.errors",
+}
+
+
+def __getattr__(name: str):
+    # Imported on first use so that `posevid --help` does not pay for importing torch.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'posevid' has no attribute {name!r}")
+
+
+__all__ = list(_LAZY)

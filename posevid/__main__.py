@@ -1,0 +1,3 @@
+from posevid.cli import main
+
+main()

@@ -1,0 +1,214 @@
+"""The `posevid` command: parses arguments and calls the library; torch is imported lazily."""
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from posevid.errors import PosevidError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Human pose estimation in video: DEKR with a ConvGRU carrying context across frames.")
+
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mts"}
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+DEFAULT_WEIGHTS = {"lite": "posevid_lite.pt"}
+
+
+@app.callback()
+def _root() -> None:
+    """Human pose estimation in video: DEKR with a ConvGRU carrying context across frames."""
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Format(str, Enum):
+    jsonl = "jsonl"
+    coco = "coco"
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def expand_inputs(items: list[str]) -> list[tuple[str, Path | None, str | None]]:
+    """Each argument → (shown name, video path or None, error or None). Folders give their videos
+    (sorted); patterns are expanded here too, so quoted globs work the same as shell globs."""
+    out: list[tuple[str, Path | None, str | None]] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            videos = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES)
+            if not videos:
+                out.append((item, None, f"{item}: folder holds no video files"))
+            out += [(str(v), v, None) for v in videos]
+        elif p.exists():
+            out.append((item, p, None))
+        elif glob.has_magic(item):
+            matches = sorted(Path(m) for m in glob.glob(item) if Path(m).is_file())
+            if not matches:
+                out.append((item, None, f"{item}: pattern matches no file"))
+            out += [(str(m), m, None) for m in matches]
+        else:
+            out.append((item, None, f"{item}: no such file or folder"))
+    return out
+
+
+def resolve_weights(model: str, weights: Optional[Path]) -> Path:
+    if weights is not None:
+        return weights
+    env = os.environ.get("POSEVID_WEIGHTS")
+    if env:
+        return Path(env)
+    default = WEIGHTS_DIR / DEFAULT_WEIGHTS.get(model, f"posevid_{model}.pt")
+    if not default.is_file():
+        raise PosevidError(f"no default weights are installed for model {model!r} ({default} is missing); "
+                           "pass --weights PATH (a posevid or official DEKR checkpoint)")
+    return default
+
+
+@app.command()
+def infer(
+    inputs: Annotated[list[str], typer.Argument(help="Video files, folders of videos, or glob patterns.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("posevid-out"),
+    model: Annotated[Optional[str], typer.Option(help="lite, hrnet_w32 or hrnet_w48 [default: lite, or "
+                                                      "what the weights file says]")] = None,
+    weights: Annotated[Optional[Path], typer.Option(help="posevid checkpoint or official DEKR .pth.")] = None,
+    device: Annotated[Device, typer.Option(help="Where the network runs.")] = Device.auto,
+    no_video: Annotated[bool, typer.Option("--no-video", help="Write keypoints only.")] = False,
+    no_temporal: Annotated[bool, typer.Option("--no-temporal", help="Per-frame DEKR: skip the ConvGRU.")] = False,
+    threshold: Annotated[float, typer.Option(help="Minimum pose score reported.")] = 0.1,
+    flip: Annotated[bool, typer.Option("--flip", help="Flip test: average with the mirrored frame (2× slower).")] = False,
+    input_size: Annotated[Optional[int], typer.Option(help="Shorter input side in pixels, multiple of 32 "
+                                                           "[default: the model's].")] = None,
+    stride: Annotated[int, typer.Option(help="Run the network on every N-th frame; frames between repeat "
+                                             "the last poses (marked inferred=false).")] = 1,
+    start_frame: Annotated[int, typer.Option(help="First frame to process.")] = 0,
+    max_frames: Annotated[Optional[int], typer.Option(help="Process at most N frames.")] = None,
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Skip inputs whose outputs exist.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from an interrupted run's .partial "
+                                                          "keypoints file.")] = False,
+    format: Annotated[Format, typer.Option("--format", help="jsonl, or coco to also write COCO results.")]
+    = Format.jsonl,
+) -> None:
+    """Estimate poses in videos: writes OUT/<name>.pose.jsonl and an annotated OUT/<name>.pose.mp4."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    targets = expand_inputs(inputs)
+    stems: dict[str, str] = {}
+    for i, (name, path, err) in enumerate(targets):
+        if path is not None and err is None:
+            if path.stem in stems:  # two inputs would write the same outputs
+                targets[i] = (name, None, f"{name}: has the same name as {stems[path.stem]}; outputs would collide")
+            stems.setdefault(path.stem, name)
+    try:
+        predictor, opts = _build(model, weights, device, no_temporal, threshold, flip, input_size, out,
+                                 no_video, format, stride, start_frame, max_frames, skip_existing, resume)
+    except PosevidError as e:
+        raise fail(str(e)) from None
+
+    from posevid.infer import infer_video
+
+    failures = 0
+    for name, path, err in targets:
+        if err is None:
+            try:
+                with _progress(console, name) as on_frame:
+                    r = infer_video(path, predictor, opts, on_frame)
+            except PosevidError as e:
+                err = str(e)
+            except KeyboardInterrupt:
+                typer.echo(f"interrupted: {name} (rerun with --resume to continue)", err=True)
+                raise typer.Exit(130) from None
+        if err is not None:
+            failures += 1
+            typer.echo(f"FAILED {err}", err=True)
+        elif r.skipped:
+            typer.echo(f"skipped {name}: outputs exist")
+        else:
+            outputs = ", ".join(str(p) for p in (r.keypoints, r.video, r.coco) if p is not None)
+            typer.echo(f"ok {name}: {r.frames} frames, {r.fps:.1f} frames/s, up to {r.max_people} people -> {outputs}")
+    raise typer.Exit(1 if failures else 0)
+
+
+def _build(model, weights, device, no_temporal, threshold, flip, input_size, out, no_video, format, stride,
+           start_frame, max_frames, skip_existing, resume):
+    import torch
+
+    from posevid.config import MODELS
+    from posevid.infer import InferOptions
+    from posevid.model import load_model
+    from posevid.outputs import check_writable_dir, sha256_file
+    from posevid.predict import PredictConfig, Predictor
+
+    if model is not None and model not in MODELS:
+        raise PosevidError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    if input_size is not None and (input_size < 32 or input_size % 32):
+        raise PosevidError(f"--input-size must be a positive multiple of 32, got {input_size}")
+    check_writable_dir(out)
+    path = resolve_weights(model or "lite", weights)
+    net = load_model(model, path, temporal=not no_temporal)
+    if device == Device.cuda and not torch.cuda.is_available():
+        raise PosevidError("--device cuda: no CUDA device is available")
+    dev = "cuda" if device == Device.cuda or (device == Device.auto and torch.cuda.is_available()) else "cpu"
+    cfg = PredictConfig(threshold=threshold, flip=flip, input_size=input_size)
+    predictor = Predictor(net, cfg, dev)
+    header = {"model": net.cfg.name, "weights": str(path), "weights_sha256": sha256_file(path),
+              "temporal": not no_temporal, "flip": flip, "input_size": predictor.input_size,
+              "threshold": threshold}
+    opts = InferOptions(out_dir=out, write_video=not no_video, coco=format == Format.coco, stride=stride,
+                        start_frame=start_frame, max_frames=max_frames, skip_existing=skip_existing,
+                        resume=resume, header=header)
+    return predictor, opts
+
+
+class _progress:
+    """A rich progress bar (frames, fps, ETA) on a terminal; silent otherwise (scripts, CI)."""
+
+    def __init__(self, console, name: str):
+        self.console, self.name = console, name
+
+    def __enter__(self):
+        if not self.console.is_terminal:
+            return None
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[fps]:.1f} fps"), TimeElapsedColumn(), TimeRemainingColumn(),
+                            console=self.console, transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task(Path(self.name).name, total=None, fps=0.0)
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        elapsed = self.bar.tasks[0].elapsed or 0.0
+        self.bar.update(self.task, completed=done, total=total, fps=done / elapsed if elapsed > 0 else 0.0)
+
+    def __exit__(self, *exc):
+        if self.console.is_terminal:
+            self.bar.stop()
+        return False
+
+
+def main() -> None:
+    try:
+        app()
+    except PosevidError as e:  # library errors reaching the top: one line, no traceback
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

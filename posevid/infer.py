@@ -1,0 +1,181 @@
+"""One video file in, keypoints (JSON Lines, optionally COCO results) and an annotated video out.
+
+The data path, frame by frame: video.read_frames → Predictor (network + decode) → Tracker → outputs /
+draw → VideoWriter. Nothing accumulates per frame; every output is written under a `.partial` name and
+renamed only when complete.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from posevid import __version__
+from posevid.decode import Poses
+from posevid.draw import draw_poses
+from posevid.errors import PosevidError
+from posevid.outputs import (CocoResultsWriter, KeypointsWriter, check_writable_dir, frame_arrays,
+                             read_keypoints, resume_keypoints)
+from posevid.predict import Predictor
+from posevid.skeleton import COCO
+from posevid.track import Tracker
+from posevid.video import VideoInfo, VideoWriter, probe, read_frames
+
+RESUME_WARMUP = 16  # frames re-run before a resume point to rebuild the GRU state
+
+
+@dataclass
+class InferOptions:
+    out_dir: Path = Path("posevid-out")
+    write_video: bool = True
+    coco: bool = False  # also write COCO keypoint results (image_id = frame index)
+    stride: int = 1  # run the network on every stride-th frame; frames between repeat the last poses
+    start_frame: int = 0
+    max_frames: int | None = None
+    skip_existing: bool = False
+    resume: bool = False
+    header: dict = field(default_factory=dict)  # model name, weights hash, … for the keypoints header
+
+    def __post_init__(self) -> None:
+        if self.stride < 1:
+            raise PosevidError(f"--stride must be at least 1, got {self.stride}")
+        if self.start_frame < 0:
+            raise PosevidError(f"--start-frame must be 0 or more, got {self.start_frame}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise PosevidError(f"--max-frames must be at least 1, got {self.max_frames}")
+
+
+@dataclass
+class InferResult:
+    source: Path
+    keypoints: Path | None = None
+    video: Path | None = None
+    coco: Path | None = None
+    frames: int = 0
+    seconds: float = 0.0
+    max_people: int = 0
+    skipped: bool = False  # --skip-existing found finished outputs
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def output_paths(source: Path, out_dir: Path) -> tuple[Path, Path, Path]:
+    """(keypoints .jsonl, annotated .mp4, COCO results .json) for one input."""
+    stem = source.stem
+    return out_dir / f"{stem}.pose.jsonl", out_dir / f"{stem}.pose.mp4", out_dir / f"{stem}.coco.json"
+
+
+def _header(info: VideoInfo, start: int, count: int, opts: InferOptions) -> dict:
+    return {
+        "source": str(info.path.resolve()),
+        "fps": f"{info.fps.numerator}/{info.fps.denominator}",
+        "frame_count": count,
+        "start_frame": start,
+        "source_frame_count": info.frame_count,
+        "width": info.width,
+        "height": info.height,
+        "rotation": info.rotation,
+        "variable_frame_rate": info.is_vfr,
+        "stride": opts.stride,
+        **opts.header,
+        "posevid_version": __version__,
+        "keypoint_names": list(COCO.names),
+        "skeleton": [list(e) for e in COCO.edges],
+    }
+
+
+def infer_video(source: str | Path, predictor: Predictor, opts: InferOptions,
+                on_frame: Callable[[int, int], None] | None = None) -> InferResult:
+    """Runs the whole pipeline on one video; raises PosevidError (one line) for bad input or output."""
+    source = Path(source)
+    info = probe(source)
+    start = opts.start_frame
+    if start >= info.frame_count:
+        raise PosevidError(f"{source}: --start-frame {start} is past the last frame ({info.frame_count} frames)")
+    count = info.frame_count - start if opts.max_frames is None else min(opts.max_frames, info.frame_count - start)
+    out_dir = check_writable_dir(opts.out_dir)
+    kp_path, video_path, coco_path = output_paths(source, out_dir)
+    result = InferResult(source, kp_path, video_path if opts.write_video else None,
+                         coco_path if opts.coco else None)
+    wanted = [p for p in (result.keypoints, result.video, result.coco) if p is not None]
+    if opts.skip_existing and all(p.exists() for p in wanted):
+        result.skipped = True
+        return result
+
+    header = _header(info, start, count, opts)
+    predictor.reset()
+    tracker = Tracker()
+    resume = resume_keypoints(kp_path, header) if opts.resume else None
+    resume_from = start  # first frame the network must produce poses for
+    old_frames = None
+    if resume is not None and resume.last_frame is not None:
+        resume_from = resume.last_frame + 1
+        tracker.seed(resume.last_keypoints, resume.last_track_ids, max_track_id=resume.max_track_id)
+        if opts.write_video:  # earlier frames are drawn from the poses already in the partial file
+            _, old_frames = read_keypoints(resume.partial)
+
+    t0 = time.perf_counter()
+    with ExitStack() as stack:
+        if resume is not None:
+            keypoints = stack.enter_context(KeypointsWriter.reopen(kp_path, resume, header))
+        else:
+            keypoints = stack.enter_context(KeypointsWriter(kp_path, header))
+        coco = stack.enter_context(CocoResultsWriter(coco_path)) if opts.coco else None
+        if coco is not None and resume is not None:
+            _replay_coco(resume.partial, coco)
+        video = None
+        if opts.write_video:
+            whole = start == 0 and count == info.frame_count
+            video = stack.enter_context(VideoWriter(
+                video_path, info.width, info.height, info.fps, audio=info,
+                audio_start_s=float(start / info.fps), audio_duration_s=None if whole else float(count / info.fps)))
+
+        last = Poses.empty(COCO.num_keypoints)
+        last_ids = np.zeros(0, np.int64)
+        last_nms = 0.0
+        if resume is not None and resume.last_frame is not None:  # a stride gap continues the last poses
+            last = Poses(resume.last_keypoints, resume.last_scores, np.zeros(len(resume.last_scores)))
+            last_ids = resume.last_track_ids
+        done = 0
+        for frame in read_frames(info, start, count):
+            if frame.index < resume_from:  # already in the resumed file
+                if frame.index >= resume_from - RESUME_WARMUP:
+                    predictor(frame.image)  # rebuild the GRU state; the poses are already written
+                if video is not None:
+                    kp, _, ids = frame_arrays(next(old_frames))
+                    video.write(draw_poses(frame.image, kp, ids))
+            else:
+                inferred = (frame.index - start) % opts.stride == 0
+                if inferred:
+                    out = predictor(frame.image)
+                    last, last_nms = out.poses, out.nms_score
+                    last_ids = tracker.update(last.keypoints, last.scores)
+                keypoints.write_frame(frame.index, frame.pts_ms, last.keypoints, last.scores, last_ids, last_nms,
+                                      inferred)
+                if coco is not None:
+                    coco.write_frame(frame.index, last.keypoints, last.scores)
+                if video is not None:
+                    video.write(draw_poses(frame.image, last.keypoints, last_ids))
+                result.max_people = max(result.max_people, len(last))
+            done += 1
+            if on_frame is not None:
+                on_frame(done, count)
+        if done != count:  # read_frames raises on short reads; this guards the contract itself
+            raise PosevidError(f"{source}: decoded {done} of {count} frames")
+    result.frames = count
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _replay_coco(partial: Path, coco: CocoResultsWriter) -> None:
+    """COCO results cannot be appended to, so a resumed run rewrites those of the frames already done."""
+    _, frames = read_keypoints(partial)
+    for f in frames:
+        kp, scores, _ = frame_arrays(f)
+        coco.write_frame(f["frame"], kp, scores)
