@@ -116,9 +116,7 @@ def infer_video(source: str | Path, predictor: Predictor, opts: InferOptions,
     old_frames = None
     if resume is not None and resume.last_frame is not None:
         resume_from = resume.last_frame + 1
-        tracker.seed(resume.last_keypoints, resume.last_track_ids, max_track_id=resume.max_track_id)
-        if opts.write_video:  # earlier frames are drawn from the poses already in the partial file
-            _, old_frames = read_keypoints(resume.partial)
+        _, old_frames = read_keypoints(resume.partial)  # replayed into the tracker and drawn again
 
     t0 = time.perf_counter()
     with ExitStack() as stack:
@@ -147,8 +145,9 @@ def infer_video(source: str | Path, predictor: Predictor, opts: InferOptions,
             if frame.index < resume_from:  # already in the resumed file
                 if frame.index >= resume_from - RESUME_WARMUP:
                     predictor(frame.image)  # rebuild the GRU state; the poses are already written
+                kp, _, ids = frame_arrays(next(old_frames))
+                tracker.observe(kp, ids)
                 if video is not None:
-                    kp, _, ids = frame_arrays(next(old_frames))
                     video.write(draw_poses(frame.image, kp, ids))
             else:
                 inferred = (frame.index - start) % opts.stride == 0

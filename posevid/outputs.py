@@ -121,7 +121,7 @@ class ResumeState:
     last_keypoints: np.ndarray = field(default_factory=lambda: np.zeros((0, 17, 3)))  # (P, K, 3)
     last_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (P,)
     last_track_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (P,)
-    max_track_id: int = 0  # largest track id in the whole file (for Tracker.seed: ids never reused)
+    max_track_id: int = 0  # largest track id in the whole file (ids are never reused)
     header_bytes: int = 0  # length in bytes of the header line with its newline
 
 

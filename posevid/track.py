@@ -15,7 +15,7 @@ KEYPOINT_THRESHOLD = 0.1
 
 
 class Tracker:
-    """Assigns a track id to every pose of every frame; owns its state explicitly (``reset``, ``seed``).
+    """Assigns a track id to every pose of every frame; owns its state explicitly (``reset``, ``observe``).
 
     Args:
         max_age: a track unmatched for more than this many consecutive frames expires.
@@ -42,25 +42,6 @@ class Tracker:
         self._ids = np.zeros(0, dtype=np.int64)  # (T,) live track ids
         self._poses = np.zeros((0, len(self.sigmas), 3))  # (T, K, 3) last matched pose, (x, y, score)
         self._missed = np.zeros(0, dtype=np.int64)  # (T,) consecutive frames without a match
-
-    def seed(self, keypoints: np.ndarray, track_ids: np.ndarray, max_track_id: int | None = None) -> None:
-        """Restore the tracker from a previously written frame (``--resume``).
-
-        Args:
-            keypoints: (P, K, 3) that frame's poses, (x, y, score).
-            track_ids: (P,) their ids; they become the live tracks, just seen.
-            max_track_id: the largest id ever written (earlier tracks may have expired); new ids start
-                after max(this, max(track_ids)), so no id is reused.
-        """
-        kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, len(self.sigmas), 3)
-        ids = np.asarray(track_ids, dtype=np.int64).reshape(-1)
-        if kp.shape[0] != ids.shape[0]:
-            raise ValueError(f"seed: {kp.shape[0]} poses but {ids.shape[0]} track ids")
-        self._ids = ids.copy()
-        self._poses = kp.copy()
-        self._missed = np.zeros(len(ids), dtype=np.int64)
-        top = max([0, *ids.tolist()] + ([max_track_id] if max_track_id is not None else []))
-        self._next_id = int(top) + 1
 
     def update(self, keypoints: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """Match one frame's poses to the live tracks and return their ids.
@@ -101,18 +82,37 @@ class Tracker:
         ids[matched] = self._ids[det_track[matched]]
         n_new = int((~matched).sum())
         ids[~matched] = np.arange(self._next_id, self._next_id + n_new)
-        self._next_id += n_new
+        self.observe(kp, ids)
+        return ids
 
+    def observe(self, keypoints: np.ndarray, track_ids: np.ndarray) -> None:
+        """Advance the tracks by one frame whose ids are already known.
+
+        `update` ends with this; `--resume` replays the frames already written through it, so that the
+        tracker continues exactly as if the run had not been interrupted.
+
+        Args:
+            keypoints: (P, K, 3) the frame's poses, (x, y, score).
+            track_ids: (P,) their ids, distinct; ids not live yet start new tracks.
+        """
+        kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, len(self.sigmas), 3)
+        ids = np.asarray(track_ids, dtype=np.int64).reshape(-1)
+        if kp.shape[0] != ids.shape[0]:
+            raise ValueError(f"observe: {kp.shape[0]} poses but {ids.shape[0]} track ids")
+        live = {int(t): i for i, t in enumerate(self._ids)}
+        seen = np.array([int(t) in live for t in ids], dtype=bool)
         # matched tracks take the new pose; unmatched ones age and expire after max_age misses
         missed = self._missed + 1
-        missed[det_track[matched]] = 0
         poses = self._poses.copy()
-        poses[det_track[matched]] = kp[matched]
+        rows = np.array([live[int(t)] for t in ids[seen]], dtype=np.int64)
+        missed[rows] = 0
+        poses[rows] = kp[seen]
         keep = missed <= self.max_age
-        self._ids = np.concatenate([self._ids[keep], ids[~matched]])
-        self._poses = np.concatenate([poses[keep], kp[~matched]])
-        self._missed = np.concatenate([missed[keep], np.zeros(n_new, dtype=np.int64)])
-        return ids
+        self._ids = np.concatenate([self._ids[keep], ids[~seen]])
+        self._poses = np.concatenate([poses[keep], kp[~seen]])
+        self._missed = np.concatenate([missed[keep], np.zeros(int((~seen).sum()), dtype=np.int64)])
+        if len(ids):
+            self._next_id = max(self._next_id, int(ids.max()) + 1)
 
     @property
     def live_ids(self) -> np.ndarray:

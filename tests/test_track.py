@@ -89,14 +89,17 @@ def test_low_score_keypoints_do_not_count():
     assert id_b != id_a
 
 
-def test_empty_frames_and_seed():
-    tr = Tracker()
+def test_empty_frames_and_replayed_frames():
+    tr = Tracker(max_age=1)
     assert tr.update(np.zeros((0, 17, 3)), np.zeros(0)).dtype.kind == "i"
-    a, b = person(100, 50, 200), person(400, 50, 200)
-    tr.seed(np.stack([a, b]), np.array([7, 3]), max_track_id=9)
-    ids = tr.update(*frame(b, a, person(250, 300, 100)))
-    assert ids.tolist() == [3, 7, 10]
-    tr.seed(np.zeros((0, 17, 3)), np.zeros(0, dtype=int))
-    assert tr.update(*frame(a)).tolist() == [1]
+    a, b, c = person(100, 50, 200), person(400, 50, 200), person(250, 300, 100)
+    # frames already written (--resume): ids are known; track 9 then goes unseen for two frames
+    tr.observe(np.stack([a, b, c]), np.array([7, 3, 9]))
+    tr.observe(np.stack([a, b]), np.array([7, 3]))
+    tr.observe(np.stack([a, b]), np.array([7, 3]))
+    ids = tr.update(*frame(b, a, c))
+    assert ids.tolist() == [3, 7, 10]  # 9 expired; new ids continue after the largest seen
+    tr.reset()
+    assert tr.update(*frame(a)).tolist() == [11]
     with pytest.raises(ValueError):
         tr.update(np.zeros((2, 17, 3)), np.zeros(3))

@@ -1,0 +1,221 @@
+"""End to end: the real `posevid infer` on small generated clips, with the small model.
+
+The network is the `lite` architecture with random weights and a raised heatmap bias, so that it finds
+"people" everywhere: these tests check the pipeline (frames, timing, audio, files, errors), not accuracy.
+"""
+import json
+import subprocess
+import sys
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from conftest import BAD_KINDS, vfr_pts_ms
+from typer.testing import CliRunner
+
+from posevid.cli import app
+from posevid.config import model_config
+from posevid.infer import InferOptions, infer_video
+from posevid.model import DEKR, load_model, save_checkpoint
+from posevid.outputs import read_keypoints
+from posevid.predict import PredictConfig, Predictor
+from posevid.video import probe
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    torch.manual_seed(0)
+    model = DEKR(model_config("lite"))
+    with torch.no_grad():
+        model.head_heatmap[1].bias.fill_(0.5)  # center and keypoint peaks everywhere: many detections
+        torch.nn.init.normal_(model.temporal.out.weight, std=0.05)  # the GRU state matters
+    path = tmp_path_factory.mktemp("w") / "test_lite.pt"
+    save_checkpoint(path, model)
+    return path
+
+
+def infer(*args):
+    result = runner.invoke(app, ["infer", *map(str, args)])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def lines(path):
+    header, frames = read_keypoints(path)
+    return header, list(frames)
+
+
+def test_video_and_keypoints_with_audio(clip_factory, weights, tmp_path):
+    clip = clip_factory("talk.mp4", frames=15, fps="30000/1001", audio=True)
+    out = tmp_path / "out"
+    code, stdout, stderr = infer(clip, "--weights", weights, "--out", out, "--threshold", "0")
+    assert code == 0, stderr
+    assert "ok" in stdout and "15 frames" in stdout
+    video = probe(out / "talk.pose.mp4")
+    assert video.frame_count == 15 and video.fps == Fraction(30000, 1001)
+    assert (video.width, video.height) == (160, 120) and video.has_audio
+    header, frames = lines(out / "talk.pose.jsonl")
+    assert header["fps"] == "30000/1001" and header["frame_count"] == 15 and header["model"] == "lite"
+    assert len(header["weights_sha256"]) == 64
+    assert [f["frame"] for f in frames] == list(range(15))
+    assert frames[1]["pts_ms"] == pytest.approx(1001 / 30, abs=0.01)
+    assert all(f["persons"] for f in frames)  # the test network "sees" people
+    person = frames[0]["persons"][0]
+    assert len(person["keypoints"]) == 17 and all(len(k) == 3 for k in person["keypoints"])
+    assert {"track_id", "score", "keypoints"} <= person.keys() and frames[0]["nms_score"] > 0
+    ids = [p["track_id"] for p in frames[0]["persons"]]
+    assert len(ids) == len(set(ids))
+    assert not list(out.glob("*partial*"))
+
+
+def test_no_audio_rotated_odd_and_vfr_sources(clip_factory, weights, tmp_path):
+    clips = [clip_factory("silent.mp4"), clip_factory("phone.mp4", rotate=90),
+             clip_factory("odd.mp4", width=161, height=121), clip_factory("vfr.mp4", frames=10, vfr=True, audio=True)]
+    code, _, stderr = infer(*clips, "--weights", weights, "--out", tmp_path / "o")
+    assert code == 0, stderr
+    silent = probe(tmp_path / "o" / "silent.pose.mp4")
+    assert not silent.has_audio and silent.frame_count == 12
+    phone = probe(tmp_path / "o" / "phone.pose.mp4")
+    assert (phone.width, phone.height, phone.rotation) == (120, 160, 0)  # written upright
+    assert lines(tmp_path / "o" / "phone.pose.jsonl")[0]["rotation"] == 90
+    odd = probe(tmp_path / "o" / "odd.pose.mp4")
+    assert (odd.width, odd.height) == (162, 122) and odd.frame_count == 12  # padded to even for yuv420p
+    header, frames = lines(tmp_path / "o" / "vfr.pose.jsonl")
+    assert header["variable_frame_rate"] is True
+    assert [f["pts_ms"] for f in frames] == [vfr_pts_ms(i) for i in range(10)]
+    vfr_out = probe(tmp_path / "o" / "vfr.pose.mp4")
+    assert vfr_out.frame_count == 10 and vfr_out.has_audio
+    src = probe(clips[3])
+    assert vfr_out.duration_s == pytest.approx(src.duration_s, abs=0.15)
+
+
+def test_bad_inputs_fail_alone_with_one_line(bad_clip_factory, clip_factory, weights, tmp_path):
+    bad = [bad_clip_factory(k) for k in BAD_KINDS]
+    good = clip_factory("good.mp4", frames=5)
+    out = tmp_path / "o"
+    code, stdout, stderr = infer(*bad, good, "--weights", weights, "--out", out, "--no-video")
+    assert code == 1
+    failed = [line for line in stderr.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == len(BAD_KINDS)
+    for path, line in zip(bad, failed):
+        assert path.name in line
+    assert "Traceback" not in stderr
+    assert "ok" in stdout and (out / "good.pose.jsonl").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["good.pose.jsonl"]  # nothing half-written
+
+
+def test_real_command_reports_errors_without_traceback(clip_factory, tmp_path):
+    clip = clip_factory(frames=3)
+    bad_weights = tmp_path / "w.pth"
+    bad_weights.write_text("{}")
+    cases = [
+        (["infer", str(clip), "--weights", str(bad_weights)], "not a PyTorch checkpoint"),
+        (["infer", str(clip), "--weights", str(clip)], "not a PyTorch checkpoint"),
+        (["infer", str(clip), "--weights", str(tmp_path / "none.pt")], "not found"),
+        (["infer", str(clip), "--model", "lite", "--out", str(clip / "x")], "output"),
+    ]
+    env_no_default = {"POSEVID_WEIGHTS": ""}
+    for args, message in cases:
+        r = subprocess.run([sys.executable, "-m", "posevid", *args], capture_output=True, text=True)
+        assert r.returncode == 1, r.stderr
+        assert message in r.stderr and "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert env_no_default  # (the default-weights case is tested in-process below)
+
+
+def test_missing_default_weights_is_explained(clip_factory, tmp_path, monkeypatch):
+    monkeypatch.setattr("posevid.cli.WEIGHTS_DIR", tmp_path / "empty")
+    monkeypatch.delenv("POSEVID_WEIGHTS", raising=False)
+    code, _, stderr = infer(clip_factory(frames=2), "--out", tmp_path / "o")
+    assert code == 1 and "no default weights are installed" in stderr
+
+
+def test_weights_of_another_architecture(clip_factory, weights, tmp_path):
+    code, _, stderr = infer(clip_factory(frames=2), "--weights", weights, "--model", "hrnet_w32")
+    assert code == 1 and "weights are for model lite, not hrnet_w32" in stderr
+
+
+def test_range_stride_coco_and_skip_existing(clip_factory, weights, tmp_path):
+    clip = clip_factory("c.mp4", frames=12, audio=True)
+    out = tmp_path / "o"
+    args = [clip, "--weights", weights, "--out", out, "--start-frame", 3, "--max-frames", 6, "--stride", 2,
+            "--format", "coco", "--threshold", "0"]
+    code, _, stderr = infer(*args)
+    assert code == 0, stderr
+    header, frames = lines(out / "c.pose.jsonl")
+    assert [f["frame"] for f in frames] == [3, 4, 5, 6, 7, 8]
+    assert [f["inferred"] for f in frames] == [True, False] * 3
+    assert frames[1]["persons"] == frames[0]["persons"]  # a stride gap repeats the last poses
+    assert frames[0]["pts_ms"] == pytest.approx(120.0)
+    video = probe(out / "c.pose.mp4")
+    assert video.frame_count == 6 and video.has_audio
+    assert video.duration_s == pytest.approx(6 / 25, abs=0.05)
+    coco = json.loads((out / "c.coco.json").read_text())
+    assert {r["image_id"] for r in coco} == set(range(3, 9))
+    assert all(len(r["keypoints"]) == 51 and r["category_id"] == 1 for r in coco)
+    code, stdout, _ = infer(*args, "--skip-existing")
+    assert code == 0 and "skipped" in stdout
+
+
+def test_folder_and_glob_inputs(clip_factory, weights, tmp_path):
+    a, b = clip_factory("a.mp4", frames=2), clip_factory("b.mp4", frames=2)
+    (a.parent / "notes.txt").write_text("not a video")
+    code, stdout, stderr = infer(a.parent, "--weights", weights, "--out", tmp_path / "o1", "--no-video")
+    assert code == 0, stderr
+    assert stdout.count("ok ") == 2
+    code, stdout, _ = infer(str(a.parent / "*.mp4"), "--weights", weights, "--out", tmp_path / "o2", "--no-video")
+    assert code == 0 and stdout.count("ok ") == 2
+
+
+def test_interrupted_run_leaves_partial_and_resume_matches_uninterrupted(clip_factory, weights, tmp_path):
+    clip = clip_factory("r.mp4", frames=12)
+    model = load_model(weights=weights)
+    predictor = Predictor(model, PredictConfig(threshold=0))
+    full = infer_video(clip, predictor, InferOptions(out_dir=tmp_path / "full", write_video=False))
+
+    def stop_at_5(done, total):
+        if done == 5:
+            raise KeyboardInterrupt
+
+    opts = InferOptions(out_dir=tmp_path / "cut", write_video=True)
+    with pytest.raises(KeyboardInterrupt):
+        infer_video(clip, predictor, opts, stop_at_5)
+    left = sorted(p.name for p in (tmp_path / "cut").iterdir())
+    assert left == ["r.pose.jsonl.partial"]  # nothing that looks finished
+    opts.resume = True
+    infer_video(clip, predictor, opts)
+    _, resumed = lines(tmp_path / "cut" / "r.pose.jsonl")
+    _, expected = lines(full.keypoints)
+    assert [f["frame"] for f in resumed] == list(range(12))
+    for a, b in zip(resumed, expected):  # the GRU state was rebuilt: same poses as without interruption
+        assert a["persons"] == b["persons"]
+    assert probe(tmp_path / "cut" / "r.pose.mp4").frame_count == 12
+
+
+def test_resume_refuses_partial_of_another_run(clip_factory, weights, tmp_path):
+    clip = clip_factory("r.mp4", frames=6)
+    predictor = Predictor(load_model(weights=weights))
+
+    def stop(done, total):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        infer_video(clip, predictor, InferOptions(out_dir=tmp_path, write_video=False), stop)
+    code, _, stderr = infer(clip, "--weights", weights, "--out", tmp_path, "--no-video", "--resume", "--stride", 2)
+    assert code == 1 and "belongs to another run" in stderr
+
+
+def test_temporal_and_per_frame_twin_differ_only_through_the_gru(clip_factory, weights, tmp_path):
+    clip = clip_factory("t.mp4", frames=4)
+    outs = {}
+    for flag in ([], ["--no-temporal"]):
+        out = tmp_path / ("pf" if flag else "tm")
+        code, _, stderr = infer(clip, "--weights", weights, "--out", out, "--no-video", "--threshold", "0", *flag)
+        assert code == 0, stderr
+        outs[bool(flag)] = lines(out / "t.pose.jsonl")
+    assert outs[False][0]["temporal"] is True and outs[True][0]["temporal"] is False
+    kp = lambda f: np.array([p["keypoints"] for p in f["persons"]])  # noqa: E731
+    assert not np.allclose(kp(outs[False][1][2]), kp(outs[True][1][2]))
