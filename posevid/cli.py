@@ -93,6 +93,8 @@ def infer(
                                                            "[default: the model's].")] = None,
     stride: Annotated[int, typer.Option(help="Run the network on every N-th frame; frames between repeat "
                                              "the last poses (marked inferred=false).")] = 1,
+    batch: Annotated[int, typer.Option(help="Frames per network call (faster; the GRU still steps frame "
+                                            "by frame).")] = 2,
     start_frame: Annotated[int, typer.Option(help="First frame to process.")] = 0,
     max_frames: Annotated[Optional[int], typer.Option(help="Process at most N frames.")] = None,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Skip inputs whose outputs exist.")] = False,
@@ -114,7 +116,7 @@ def infer(
             stems.setdefault(path.stem, name)
     try:
         predictor, opts = _build(model, weights, device, no_temporal, threshold, flip, input_size, out,
-                                 no_video, format, stride, start_frame, max_frames, skip_existing, resume)
+                                 no_video, format, stride, batch, start_frame, max_frames, skip_existing, resume)
     except PosevidError as e:
         raise fail(str(e)) from None
 
@@ -143,7 +145,7 @@ def infer(
 
 
 def _build(model, weights, device, no_temporal, threshold, flip, input_size, out, no_video, format, stride,
-           start_frame, max_frames, skip_existing, resume):
+           batch, start_frame, max_frames, skip_existing, resume):
     import torch
 
     from posevid.config import MODELS
@@ -167,7 +169,7 @@ def _build(model, weights, device, no_temporal, threshold, flip, input_size, out
     header = {"model": net.cfg.name, "weights": str(path), "weights_sha256": sha256_file(path),
               "temporal": not no_temporal, "flip": flip, "input_size": predictor.input_size,
               "threshold": threshold}
-    opts = InferOptions(out_dir=out, write_video=not no_video, coco=format == Format.coco, stride=stride,
+    opts = InferOptions(out_dir=out, write_video=not no_video, coco=format == Format.coco, stride=stride, batch=batch,
                         start_frame=start_frame, max_frames=max_frames, skip_existing=skip_existing,
                         resume=resume, header=header)
     return predictor, opts

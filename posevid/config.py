@@ -88,7 +88,7 @@ MODELS: dict[str, ModelConfig] = {
         offset_channels=8,
         offset_blocks=1,
         temporal_channels=16,
-        input_size=160,
+        input_size=128,
     ),
 }
 

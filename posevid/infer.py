@@ -10,7 +10,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from posevid.outputs import (CocoResultsWriter, KeypointsWriter, check_writable_
 from posevid.predict import Predictor
 from posevid.skeleton import COCO
 from posevid.track import Tracker
-from posevid.video import VideoInfo, VideoWriter, probe, read_frames
+from posevid.video import Frame, VideoInfo, VideoWriter, probe, read_frames
 
 RESUME_WARMUP = 16  # frames re-run before a resume point to rebuild the GRU state
 
@@ -34,6 +34,7 @@ class InferOptions:
     write_video: bool = True
     coco: bool = False  # also write COCO keypoint results (image_id = frame index)
     stride: int = 1  # run the network on every stride-th frame; frames between repeat the last poses
+    batch: int = 2  # frames per network call (a clip through the GRU); memory grows with it, not with video
     start_frame: int = 0
     max_frames: int | None = None
     skip_existing: bool = False
@@ -41,6 +42,8 @@ class InferOptions:
     header: dict = field(default_factory=dict)  # model name, weights hash, … for the keypoints header
 
     def __post_init__(self) -> None:
+        if self.batch < 1:
+            raise PosevidError(f"--batch must be at least 1, got {self.batch}")
         if self.stride < 1:
             raise PosevidError(f"--stride must be at least 1, got {self.stride}")
         if self.start_frame < 0:
@@ -140,29 +143,32 @@ def infer_video(source: str | Path, predictor: Predictor, opts: InferOptions,
         if resume is not None and resume.last_frame is not None:  # a stride gap continues the last poses
             last = Poses(resume.last_keypoints, resume.last_scores, np.zeros(len(resume.last_scores)))
             last_ids = resume.last_track_ids
+        warm_from = resume_from - RESUME_WARMUP * opts.stride
         done = 0
-        for frame in read_frames(info, start, count):
-            if frame.index < resume_from:  # already in the resumed file
-                if frame.index >= resume_from - RESUME_WARMUP:
-                    predictor(frame.image)  # rebuild the GRU state; the poses are already written
-                kp, _, ids = frame_arrays(next(old_frames))
-                tracker.observe(kp, ids)
-                if video is not None:
-                    video.write(draw_poses(frame.image, kp, ids))
-            else:
-                inferred = (frame.index - start) % opts.stride == 0
-                if inferred:
-                    out = predictor(frame.image)
+        for chunk in _chunks(read_frames(info, start, count), opts.batch):
+            # The network sees every stride-th frame: those still to do, and before a resume point the
+            # last few already written, to rebuild the GRU state.
+            run = [f for f in chunk if (f.index - start) % opts.stride == 0 and f.index >= warm_from]
+            predicted = dict(zip((f.index for f in run), predictor.predict([f.image for f in run])))
+            for frame in chunk:
+                if frame.index < resume_from:  # already in the resumed file: replay it
+                    kp, _, ids = frame_arrays(next(old_frames))
+                    tracker.observe(kp, ids)
+                    if video is not None:
+                        video.write(draw_poses(frame.image, kp, ids))
+                    continue
+                out = predicted.get(frame.index)
+                if out is not None:
                     last, last_nms = out.poses, out.nms_score
                     last_ids = tracker.update(last.keypoints, last.scores)
                 keypoints.write_frame(frame.index, frame.pts_ms, last.keypoints, last.scores, last_ids, last_nms,
-                                      inferred)
+                                      out is not None)
                 if coco is not None:
                     coco.write_frame(frame.index, last.keypoints, last.scores)
                 if video is not None:
                     video.write(draw_poses(frame.image, last.keypoints, last_ids))
                 result.max_people = max(result.max_people, len(last))
-            done += 1
+            done += len(chunk)
             if on_frame is not None:
                 on_frame(done, count)
         if done != count:  # read_frames raises on short reads; this guards the contract itself
@@ -170,6 +176,17 @@ def infer_video(source: str | Path, predictor: Predictor, opts: InferOptions,
     result.frames = count
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _chunks(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
+    chunk: list[Frame] = []
+    for frame in frames:
+        chunk.append(frame)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _replay_coco(partial: Path, coco: CocoResultsWriter) -> None:

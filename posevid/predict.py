@@ -20,7 +20,7 @@ class PredictConfig:
     max_people: int = 30
     flip: bool = False  # average with a pass on the mirrored frame (2× slower, slightly more accurate)
     input_size: int | None = None  # shorter input side; None = the model's own
-    scene_cut: float = 0.35  # mean absolute thumbnail difference (0..1) that resets the GRU state
+    scene_cut: float = 0.2  # mean absolute thumbnail difference (0..1) that resets the GRU state
 
 
 @dataclass
@@ -54,28 +54,58 @@ class Predictor:
         prev, self._thumb = self._thumb, thumb
         return prev is not None and float(np.abs(thumb - prev).mean()) > self.config.scene_cut
 
-    @torch.inference_mode()
     def __call__(self, image: np.ndarray) -> FrameResult:
         """image: (H, W, 3) uint8 BGR → poses in source pixels."""
-        h, w = image.shape[:2]
-        if self._plan is None or (self._plan.src_w, self._plan.src_h) != (w, h):
-            self.reset()
-            self._plan = Resize.plan(w, h, self.input_size)
-        cut = self._is_scene_cut(image)
-        if cut:
-            self._state = self._state_flip = None
+        return self.predict([image])[0]
+
+    @torch.inference_mode()
+    def predict(self, images: list[np.ndarray]) -> list[FrameResult]:
+        """Consecutive frames of one video, oldest first → one result each.
+
+        The frames go through the network as one clip (faster than one by one); the GRU state still
+        advances frame by frame and is reset at scene cuts and size changes.
+        """
+        results: list[FrameResult] = []
+        run: list[np.ndarray] = []
+        run_starts_at_cut = False
+        for image in images:
+            h, w = image.shape[:2]
+            resized = self._plan is None or (self._plan.src_w, self._plan.src_h) != (w, h)
+            cut = not resized and self._is_scene_cut(image)
+            if resized or cut:
+                if run:  # frames before the cut finish with the old state
+                    results += self._run(run, run_starts_at_cut)
+                run, run_starts_at_cut = [], cut
+                if resized:
+                    self.reset()
+                    self._plan = Resize.plan(w, h, self.input_size)
+                    self._is_scene_cut(image)  # remember this frame for the next comparison
+                self._state = self._state_flip = None
+            run.append(image)
+        if run:
+            results += self._run(run, run_starts_at_cut)
+        return results
+
+    def _run(self, images: list[np.ndarray], cut: bool) -> list[FrameResult]:
         plan = self._plan
-        out = self.model(to_tensor(image, plan).to(self.device), self._state)
+        x = torch.stack([to_tensor(im, plan)[0] for im in images])[None].to(self.device)  # (1, T, 3, H, W)
+        out = self.model.forward_clip(x, self._state)
         self._state = out.state
-        heatmaps, poses = out.heatmaps[0].float().cpu(), pose_map(out.offsets[0].float().cpu())
+        heatmaps, offsets = out.heatmaps[0].float().cpu(), out.offsets[0].float().cpu()
         if self.config.flip:
-            out_f = self.model(to_tensor(image, plan, flip=True).to(self.device), self._state_flip)
+            xf = torch.stack([to_tensor(im, plan, flip=True)[0] for im in images])[None].to(self.device)
+            out_f = self.model.forward_clip(xf, self._state_flip)
             self._state_flip = out_f.state
-            heatmaps, poses = merge_flipped(heatmaps, poses, out_f.heatmaps[0].float().cpu(),
-                                            pose_map(out_f.offsets[0].float().cpu()),
+            heatmaps_f, offsets_f = out_f.heatmaps[0].float().cpu(), out_f.offsets[0].float().cpu()
+        results = []
+        for t in range(len(images)):
+            heat, poses = heatmaps[t], pose_map(offsets[t])
+            if self.config.flip:
+                heat, poses = merge_flipped(heat, poses, heatmaps_f[t], pose_map(offsets_f[t]),
                                             self.skeleton.flip_index, plan.out_w)
-        found = decode(heatmaps, poses, self.config.max_people, self.config.center_threshold)
-        found = found.select(found.scores >= self.config.threshold)
-        found.keypoints[..., :2] = plan.to_source(found.keypoints[..., :2] * STRIDE)
-        nms_score = float(found.center_scores.mean()) if len(found) else 0.0
-        return FrameResult(found, nms_score, cut)
+            found = decode(heat, poses, self.config.max_people, self.config.center_threshold)
+            found = found.select(found.scores >= self.config.threshold)
+            found.keypoints[..., :2] = plan.to_source(found.keypoints[..., :2] * STRIDE)
+            nms_score = float(found.center_scores.mean()) if len(found) else 0.0
+            results.append(FrameResult(found, nms_score, cut and t == 0))
+        return results

@@ -176,7 +176,7 @@ def test_interrupted_run_leaves_partial_and_resume_matches_uninterrupted(clip_fa
     full = infer_video(clip, predictor, InferOptions(out_dir=tmp_path / "full", write_video=False))
 
     def stop_at_5(done, total):
-        if done == 5:
+        if done >= 5:
             raise KeyboardInterrupt
 
     opts = InferOptions(out_dir=tmp_path / "cut", write_video=True)
@@ -199,7 +199,7 @@ def test_resume_refuses_partial_of_another_run(clip_factory, weights, tmp_path):
     predictor = Predictor(load_model(weights=weights))
 
     def stop(done, total):
-        if done == 2:
+        if done >= 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

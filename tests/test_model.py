@@ -199,3 +199,19 @@ def test_bad_weights_are_one_line_errors(tmp_path):
     with pytest.raises(PosevidError, match="do not fit model lite: 1 missing .*1 of another shape") as e:
         load_model("lite", tmp_path / "broken.pth")
     assert "\n" not in str(e.value)
+
+
+def test_clip_forward_equals_frame_by_frame():
+    torch.manual_seed(0)
+    model = DEKR(model_config("lite")).eval()
+    torch.nn.init.normal_(model.temporal.out.weight, std=0.1)
+    clip = torch.randn(2, 3, 3, 64, 96)  # (N, T, 3, H, W)
+    with torch.no_grad():
+        out = model.forward_clip(clip)
+        state = None
+        for t in range(3):
+            step = model(clip[:, t], state)
+            state = step.state
+            assert torch.allclose(out.heatmaps[:, t], step.heatmaps, atol=1e-5)
+            assert torch.allclose(out.offsets[:, t], step.offsets, atol=1e-4)
+        assert torch.allclose(out.state, state, atol=1e-6)

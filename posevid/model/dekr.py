@@ -12,8 +12,8 @@ from posevid.model.temporal import ConvGRU
 
 
 class DEKROutput(NamedTuple):
-    heatmaps: torch.Tensor  # (N, K+1, H/4, W/4): K keypoint heatmaps, then the center heatmap
-    offsets: torch.Tensor  # (N, 2K, H/4, W/4): per keypoint (x, y) of center − keypoint, official layout
+    heatmaps: torch.Tensor  # (N, [T,] K+1, H/4, W/4): K keypoint heatmaps, then the center heatmap
+    offsets: torch.Tensor  # (N, [T,] 2K, H/4, W/4): per keypoint (x, y) of center − keypoint, official layout
     state: torch.Tensor | None  # ConvGRU state to pass with the next frame (None without temporal module)
 
 
@@ -32,13 +32,29 @@ class DEKR(HRNet):
         self.temporal = ConvGRU(fused, cfg.temporal_channels) if temporal else None
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> DEKROutput:
-        """x: (N, 3, H, W) ImageNet-normalised RGB, H and W multiples of 32; state from the previous frame."""
+        """One frame of N streams. x: (N, 3, H, W) ImageNet-normalised RGB, H and W multiples of 32;
+        state: (N, hidden, H/4, W/4) from the previous frame, or None at a stream's start."""
+        out = self.forward_clip(x[:, None], state)
+        return DEKROutput(out.heatmaps[:, 0], out.offsets[:, 0], out.state)
+
+    def forward_clip(self, x: torch.Tensor, state: torch.Tensor | None = None) -> DEKROutput:
+        """T consecutive frames of N streams at once: x (N, T, 3, H, W) → outputs shaped (N, T, C, H/4, W/4).
+
+        The backbone and the heads run on all N·T frames as one batch (faster than frame by frame); only
+        the ConvGRU steps through time. Training unrolls the GRU over clips with this.
+        """
         if x.shape[-1] % 32 or x.shape[-2] % 32:
             raise ValueError(f"input height and width must be multiples of 32, got {tuple(x.shape[-2:])}")
-        features = self.backbone(x)  # (N, fused, H/4, W/4)
+        n, t = x.shape[:2]
+        features = self.backbone(x.flatten(0, 1))  # (N·T, fused, H/4, W/4)
         if self.temporal is not None:
-            features, state = self.temporal(features, state)
+            features = features.unflatten(0, (n, t))
+            steps = []
+            for i in range(t):
+                f, state = self.temporal(features[:, i], state)
+                steps.append(f)
+            features = torch.stack(steps, 1).flatten(0, 1)
         heatmaps = self.head_heatmap[1](self.head_heatmap[0](self.transition_heatmap(features)))
         offsets = offsets_grouped(self.transition_offset(features), self.offset_feature_layers,
                                   self.offset_final_layer)
-        return DEKROutput(heatmaps, offsets, state)
+        return DEKROutput(heatmaps.unflatten(0, (n, t)), offsets.unflatten(0, (n, t)), state)

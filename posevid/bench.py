@@ -1,0 +1,129 @@
+"""`make bench`: end-to-end speed and memory of `posevid infer` on this machine.
+
+Each case runs the real command in a fresh process on a generated clip and samples the resident memory
+of the whole process tree (posevid + its ffmpeg decoder and encoder) every 20 ms. Frames/s is the
+command's own figure for its frame loop (decode → network → decode poses → track → draw → encode);
+start-up (imports, model load) is reported apart as wall time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from posevid.cli import DEFAULT_WEIGHTS, WEIGHTS_DIR
+
+
+def make_clip(path: Path, width: int, height: int, frames: int, fps: int = 25) -> Path:
+    """A moving test pattern with audio (no people: speed with few detections)."""
+    from posevid.video import ffmpeg_exe
+
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc2=size={width}x{height}:rate={fps}", "-f", "lavfi", "-i", "sine=frequency=440",
+                    "-frames:v", str(frames), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                    "-shortest", str(path)], check=True)
+    return path
+
+
+def _tree_rss_kib(root: int) -> int:
+    """Resident memory of `root` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{d}/status").read_text()
+        except OSError:
+            continue
+        ppid = int(re.search(r"PPid:\s+(\d+)", status).group(1))
+        m = re.search(r"VmRSS:\s+(\d+)", status)
+        children.setdefault(ppid, []).append(int(d))
+        rss[int(d)] = int(m.group(1)) if m else 0
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += children.get(pid, [])
+    return total
+
+
+def run_infer(args: list[str]) -> dict:
+    cmd = [sys.executable, "-m", "posevid", "infer", *args]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak_tree = peak_py = 0
+    while proc.poll() is None:
+        peak_tree = max(peak_tree, _tree_rss_kib(proc.pid))
+        try:
+            peak_py = max(peak_py, int(re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{proc.pid}/status").read_text())
+                                       .group(1)))
+        except (OSError, AttributeError):
+            pass
+        time.sleep(0.02)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: posevid infer failed: {err.strip() or out.strip()}")
+    m = re.search(r"(\d+) frames, ([\d.]+) frames/s", out)
+    return {"frames": int(m.group(1)), "fps": float(m.group(2)), "wall_s": round(wall, 2),
+            "peak_rss_mb_posevid": round(peak_py / 1024, 1), "peak_rss_mb_with_ffmpeg": round(peak_tree / 1024, 1)}
+
+
+def random_weights(name: str, folder: Path) -> Path:
+    """Untrained weights, for timing only (speed does not depend on the values, only on detections)."""
+    import torch
+
+    from posevid.config import model_config
+    from posevid.model import DEKR, save_checkpoint
+
+    torch.manual_seed(0)
+    path = folder / f"random_{name}.pt"
+    save_checkpoint(path, DEKR(model_config(name)))
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer frames (a smoke run)")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    a = ap.parse_args()
+    n = 60 if a.quick else 300
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        lite = WEIGHTS_DIR / DEFAULT_WEIGHTS["lite"]
+        lite_note = "shipped weights" if lite.is_file() else "random weights (no shipped weights yet)"
+        if not lite.is_file():
+            lite = random_weights("lite", tmp)
+        short = make_clip(tmp / "short.mp4", 640, 272, n)
+        long = make_clip(tmp / "long.mp4", 640, 272, 10 * n)
+        common = ["--weights", str(lite), "--out", str(tmp / "out")]
+        results["lite 640x272 (input 160), video out"] = run_infer([str(short), *common])
+        results["lite 640x272, keypoints only (--no-video)"] = run_infer([str(short), *common, "--no-video"])
+        results[f"lite 640x272, 10x longer clip ({10 * n} frames)"] = run_infer([str(long), *common])
+        w32 = random_weights("hrnet_w32", tmp)
+        square = make_clip(tmp / "square.mp4", 512, 512, 4 if a.quick else 8)
+        w32_args = [str(square), "--weights", str(w32), "--out", str(tmp / "out"), "--input-size", "512"]
+        results["hrnet_w32 512x512, video out"] = run_infer(w32_args)
+        results["hrnet_w32 512x512, flip test"] = run_infer([*w32_args, "--flip"])
+    import torch
+
+    print(f"posevid bench — torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{os.cpu_count()} CPUs; lite: {lite_note}; hrnet_w32: random weights")
+    print(f"{'case':52} {'frames':>6} {'frames/s':>9} {'s/frame':>8} {'wall s':>7} {'RSS MB':>7} {'+ffmpeg':>8}")
+    for name, r in results.items():
+        print(f"{name:52} {r['frames']:>6} {r['fps']:>9.2f} {1 / r['fps']:>8.3f} {r['wall_s']:>7.1f} "
+              f"{r['peak_rss_mb_posevid']:>7.0f} {r['peak_rss_mb_with_ffmpeg']:>8.0f}")
+    if a.json:
+        a.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

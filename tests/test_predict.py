@@ -1,0 +1,78 @@
+"""The stateful predictor: clips equal frame-by-frame calls, scene cuts and new sizes reset the GRU."""
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from posevid.config import model_config
+from posevid.model import DEKR
+from posevid.predict import PredictConfig, Predictor
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = DEKR(model_config("lite"))
+    with torch.no_grad():
+        m.head_heatmap[1].bias.fill_(0.5)
+        torch.nn.init.normal_(m.temporal.out.weight, std=0.1)
+    return m.eval()
+
+
+def frames(seed, n, size=(96, 128)):
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)  # a blocky scene: scenes differ visibly
+    base = cv2.resize(coarse, size[::-1], interpolation=cv2.INTER_NEAREST)
+    base = np.clip(base + rng.integers(0, 40, base.shape), 0, 255).astype(np.uint8)
+    # a slowly moving scene: small changes between frames, no cut
+    return [np.roll(base, 2 * i, axis=1) for i in range(n)]
+
+
+def kp(result):
+    return result.poses.keypoints
+
+
+def test_clip_equals_frame_by_frame(model):
+    clip = frames(0, 5)
+    a = Predictor(model, PredictConfig(threshold=0)).predict(clip)
+    p = Predictor(model, PredictConfig(threshold=0))
+    b = [p(f) for f in clip]
+    assert len(a) == 5
+    for x, y in zip(a, b):
+        assert len(x.poses) > 0
+        assert np.allclose(kp(x), kp(y), atol=1e-3) and x.nms_score == pytest.approx(y.nms_score, abs=1e-5)
+
+
+def test_state_carries_and_scene_cut_resets(model):
+    first, second = frames(1, 4), frames(2, 3)
+    p = Predictor(model, PredictConfig(threshold=0))
+    results = p.predict(first + second)
+    assert [r.scene_cut for r in results] == [False] * 4 + [True, False, False]
+    fresh = Predictor(model, PredictConfig(threshold=0)).predict(second)
+    for x, y in zip(results[4:], fresh):  # after the cut: as if the video started there
+        assert np.allclose(kp(x), kp(y), atol=1e-3)
+    # without a cut the state matters: the same frame after context differs from a fresh start
+    p2 = Predictor(model, PredictConfig(threshold=0, scene_cut=1.1))
+    carried = p2.predict(first + second)
+    assert not any(r.scene_cut for r in carried)
+    assert not np.allclose(kp(carried[4])[:3], kp(fresh[0])[:3], atol=1e-3)
+
+
+def test_new_frame_size_starts_fresh_and_maps_to_source_pixels(model):
+    p = Predictor(model, PredictConfig(threshold=0))
+    p.predict(frames(3, 2))
+    big = frames(4, 1, size=(240, 320))[0]
+    r = p(big)
+    fresh = Predictor(model, PredictConfig(threshold=0))(big)
+    assert np.allclose(kp(r), kp(fresh), atol=1e-3)
+    xy = kp(r)[..., :2]
+    assert xy[..., 0].max() < 320 * 1.5 and xy[..., 1].max() < 240 * 1.5  # source pixels, not input pixels
+    assert xy[..., 0].max() > 128  # beyond the 128-pixel network input: mapped back
+
+
+def test_threshold_filters_by_pose_score(model):
+    img = frames(5, 1)[0]
+    everything = Predictor(model, PredictConfig(threshold=0))(img).poses
+    cut = float(np.median(everything.scores))
+    some = Predictor(model, PredictConfig(threshold=cut))(img).poses
+    assert 0 < len(some) < len(everything) and (some.scores >= cut).all()
