@@ -144,6 +144,83 @@ def infer(
     raise typer.Exit(1 if failures else 0)
 
 
+@app.command()
+def train(
+    data: Annotated[list[str], typer.Option("--data", help="Annotation file or folder with annotations.json "
+                                                           "(synthetic / PoseTrack-style / COCO); repeatable.")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: last.pt, metrics.jsonl, config.json.")],
+    model: Annotated[str, typer.Option(help="Architecture to train.")] = "lite",
+    clip_len: Annotated[int, typer.Option(help="Frames per clip; the GRU is unrolled over them.")] = 4,
+    steps: Annotated[int, typer.Option(help="Optimiser steps in all.")] = 2000,
+    batch: Annotated[int, typer.Option(help="Clips per step (per process).")] = 8,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (warm-up, then cosine).")] = 1e-3,
+    input_size: Annotated[int, typer.Option(help="Square training crop, multiple of 32.")] = 256,
+    init: Annotated[Optional[Path], typer.Option(help="Start from an official DEKR or posevid checkpoint.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.pt exactly.")] = False,
+    no_temporal: Annotated[bool, typer.Option("--no-temporal", help="Train the per-frame network.")] = False,
+    image_root: Annotated[Optional[str], typer.Option(help="Folder COCO image paths start from.")] = None,
+    device: Annotated[Device, typer.Option(help="Where to train.")] = Device.auto,
+    amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (bfloat16 on CPU, float16 on GPU).")] = False,
+    workers: Annotated[int, typer.Option(help="Data-loading processes.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the data stream and initialisation.")] = 0,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 200,
+    log_every: Annotated[int, typer.Option(help="Steps between metric lines.")] = 10,
+) -> None:
+    """Train or fine-tune on clips (multi-GPU: torchrun --nproc-per-node N -m posevid train ...)."""
+    try:
+        import torch
+
+        from posevid.train import TrainConfig
+        from posevid.train import train as run_training
+
+        if device == Device.cuda and not torch.cuda.is_available():
+            raise PosevidError("--device cuda: no CUDA device is available")
+        dev = "cuda" if device == Device.cuda or (device == Device.auto and torch.cuda.is_available()) else "cpu"
+        cfg = TrainConfig(out=out, data=tuple(data), model=model, image_root=image_root, clip_len=clip_len,
+                          batch=batch, steps=steps, lr=lr, input_size=input_size,
+                          init=str(init) if init else None, temporal=not no_temporal, device=dev, amp=amp,
+                          workers=workers, seed=seed, checkpoint_every=checkpoint_every, log_every=log_every)
+        with _train_progress(steps) as on_step:
+            last = run_training(cfg, resume=resume, on_step=on_step)
+    except PosevidError as e:
+        raise fail(str(e)) from None
+    except ValueError as e:  # e.g. an unknown model name
+        raise fail(str(e)) from None
+    typer.echo(f"checkpoint: {last}")
+
+
+class _train_progress:
+    """Progress bar with loss and frames/s on a terminal; plain lines otherwise."""
+
+    def __init__(self, steps: int):
+        from rich.console import Console
+
+        self.console, self.steps = Console(stderr=True), steps
+
+    def __enter__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        if self.console.is_terminal:
+            self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("loss {task.fields[loss]:.5f}  {task.fields[fps]:.1f} frames/s"),
+                                TimeRemainingColumn(), console=self.console)
+            self.bar.start()
+            self.task = self.bar.add_task("train", total=self.steps, loss=float("nan"), fps=0.0)
+        return self.update
+
+    def update(self, step: int, record: dict) -> None:
+        if self.console.is_terminal:
+            self.bar.update(self.task, completed=step, loss=record["loss"], fps=record["frames_per_s"])
+        else:
+            typer.echo(f"step {step}/{self.steps} loss {record['loss']:.5f} "
+                       f"({record['frames_per_s']:.1f} frames/s)", err=True)
+
+    def __exit__(self, *exc):
+        if self.console.is_terminal:
+            self.bar.stop()
+        return False
+
+
 def _build(model, weights, device, no_temporal, threshold, flip, input_size, out, no_video, format, stride,
            batch, start_frame, max_frames, skip_existing, resume):
     import torch

@@ -33,7 +33,10 @@ class DEKR(HRNet):
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> DEKROutput:
         """One frame of N streams. x: (N, 3, H, W) ImageNet-normalised RGB, H and W multiples of 32;
-        state: (N, hidden, H/4, W/4) from the previous frame, or None at a stream's start."""
+        state: (N, hidden, H/4, W/4) from the previous frame, or None at a stream's start.
+        A 5-D x (N, T, 3, H, W) is a clip: see `forward_clip` (DDP wrappers only call forward)."""
+        if x.dim() == 5:
+            return self.forward_clip(x, state)
         out = self.forward_clip(x[:, None], state)
         return DEKROutput(out.heatmaps[:, 0], out.offsets[:, 0], out.state)
 

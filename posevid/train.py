@@ -1,0 +1,276 @@
+"""Training: DEKR losses on T-frame clips, the ConvGRU unrolled over each clip (state reset at its start).
+
+The training stream is a pure function of (seed, sample index), so `--resume` continues exactly
+(model, optimiser, schedule, step and data), on one process or under `torchrun` (DistributedDataParallel,
+gloo on CPU / NCCL on GPU, a disjoint slice of the stream per rank, only rank 0 writes).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from posevid.config import model_config
+from posevid.errors import PosevidError
+from posevid.frames import MEAN_RGB, STD_RGB, STRIDE
+from posevid.model.checkpoint import load_state, read_weights, save_checkpoint
+from posevid.model.dekr import DEKR
+
+
+@dataclass
+class TrainConfig:
+    out: Path  # run folder: checkpoints (last.pt), metrics.jsonl, config.json
+    data: tuple[str, ...]  # annotation files, or folders holding annotations.json (synthetic, PoseTrack-style)
+    model: str = "lite"
+    image_root: str | None = None  # where COCO-style files' image paths start (default: the file's folder)
+    clip_len: int = 4  # T frames per clip; the GRU is unrolled (and back-propagated) over them
+    batch: int = 8  # clips per step and process
+    steps: int = 2000
+    lr: float = 1e-3  # Adam; linear warm-up for 2% of the steps, then cosine decay to 0
+    weight_decay: float = 0.0
+    input_size: int = 256  # square training crop
+    init: str | None = None  # official DEKR or posevid checkpoint to start from
+    temporal: bool = True
+    offset_loss_weight: float = 0.03  # DEKR's COCO setting
+    device: str = "cpu"
+    amp: bool = False
+    workers: int = 0
+    seed: int = 0
+    checkpoint_every: int = 200
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        self.data = tuple(str(d) for d in self.data)
+        if not self.data:
+            raise PosevidError("no training data: pass --data DIR_OR_FILE")
+        if self.input_size % 32:
+            raise PosevidError(f"--input-size must be a multiple of 32, got {self.input_size}")
+        for name in ("clip_len", "batch", "steps", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise PosevidError(f"--{name.replace('_', '-')} must be at least 1")
+
+
+# ------------------------------------------------------------------------------------------- losses
+
+
+def heatmap_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """DEKR's masked MSE: weight is 1 on people, 0.1 on background, 0 where ignored. Shapes (..., K+1, h, w)."""
+    return ((pred - target) ** 2 * weight).mean()
+
+
+def offset_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, beta: float = 1 / 9) -> torch.Tensor:
+    """Smooth-L1 of the offsets weighted by 1/diagonal of each person's box, normalised by the number
+    of weighted entries (DEKR). Shapes (..., 2K, h, w)."""
+    loss = F.smooth_l1_loss(pred, target, reduction="none", beta=beta) * weight
+    return loss.sum() / (weight > 0).sum().clamp(min=1)
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+class ClipStream(Dataset):
+    """Item i: one augmented training clip with its DEKR targets, a pure function of (seed, i)."""
+
+    def __init__(self, sources: list, seed: int):
+        self.sources = sources  # ClipSamplers, drawn in proportion to their number of videos
+        sizes = np.array([len(s) for s in sources], dtype=np.float64)
+        if sizes.sum() == 0:
+            raise PosevidError("the training data holds no annotated video or image")
+        self.p = sizes / sizes.sum()
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return 2 ** 62
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        from posevid.data.targets import downsample_mask, encode_dekr
+
+        rng = np.random.default_rng([self.seed, i])
+        sampler = self.sources[int(rng.choice(len(self.sources), p=self.p))]
+        clip = sampler.sample(rng)
+        t, h, w = clip.frames.shape[:3]
+        out_size = (h // STRIDE, w // STRIDE)
+        targets = [encode_dekr(kp, out_size, stride=STRIDE, ignore=downsample_mask(ign, STRIDE, out_size))
+                   for kp, ign in zip(clip.keypoints, clip.ignore)]
+        rgb = torch.from_numpy(np.ascontiguousarray(clip.frames[..., ::-1])).permute(0, 3, 1, 2).float()
+        mean = torch.tensor(MEAN_RGB).view(1, 3, 1, 1) * 255
+        std = torch.tensor(STD_RGB).view(1, 3, 1, 1) * 255
+        stack = lambda name: torch.from_numpy(np.stack([getattr(x, name) for x in targets]))  # noqa: E731
+        return {"images": (rgb - mean) / std, "heatmaps": stack("heatmaps"), "heatmap_weight": stack("heatmap_weight"),
+                "offsets": stack("offsets"), "offset_weight": stack("offset_weight")}
+
+
+class StepSampler(Sampler):
+    """Indices of the stream for steps [start, steps): each rank takes its own `batch` per step."""
+
+    def __init__(self, start: int, steps: int, batch: int, rank: int = 0, world: int = 1):
+        self.start, self.steps, self.batch, self.rank, self.world = start, steps, batch, rank, world
+
+    def __iter__(self) -> Iterator[int]:
+        for step in range(self.start, self.steps):
+            base = (step * self.world + self.rank) * self.batch
+            yield from range(base, base + self.batch)
+
+    def __len__(self) -> int:
+        return (self.steps - self.start) * self.batch
+
+
+def load_sources(cfg: TrainConfig) -> list:
+    from posevid.data.readers import Augment, ClipSampler, read_annotations
+
+    augment = Augment(out_width=cfg.input_size, out_height=cfg.input_size)
+    sources = []
+    for d in cfg.data:
+        path = Path(d)
+        ann = path / "annotations.json" if path.is_dir() else path
+        if not ann.is_file():
+            raise PosevidError(f"{d}: no annotation file (expected a .json file or a folder with annotations.json)")
+        root = cfg.image_root if (cfg.image_root and not path.is_dir()) else str(ann.parent)
+        sources.append(ClipSampler(read_annotations(str(ann)), root, cfg.clip_len, augment))
+    return sources
+
+
+# ---------------------------------------------------------------------------------------- training
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> "Distributed":
+        """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; without them this is a single process."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        return cls(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def lr_factor(step: int, steps: int) -> float:
+    warm = max(1, steps // 50)
+    if step < warm:
+        return (step + 1) / warm
+    return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 of the parameters (not BN buffers): equal across DDP ranks after a synchronous step."""
+    h = hashlib.sha256()
+    for name, p in sorted(model.named_parameters()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, dict], None] | None = None) -> Path:
+    """Runs (or resumes) a training run; returns the path of the last checkpoint."""
+    dist = Distributed.from_env()
+    device = torch.device(cfg.device if cfg.device != "cuda" else f"cuda:{dist.local_rank}")
+    if dist.world > 1:
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    torch.manual_seed(cfg.seed)
+    last = cfg.out / "last.pt"
+
+    model = DEKR(model_config(cfg.model), temporal=cfg.temporal)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.steps))
+    start = 0
+    if resume:
+        if not last.is_file():
+            raise PosevidError(f"--resume: no checkpoint at {last}")
+        state, _, payload = read_weights(last)
+        if "optimizer" not in payload:
+            raise PosevidError(f"{last}: not a training checkpoint (no optimiser state)")
+        load_state(model, state, str(last))
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        torch.set_rng_state(payload["torch_rng"])
+        start = int(payload["step"])
+    elif cfg.init:
+        state, init_cfg, _ = read_weights(cfg.init)
+        if init_cfg is not None and init_cfg.name != cfg.model:
+            raise PosevidError(f"{cfg.init}: weights are for model {init_cfg.name}, not {cfg.model}")
+        load_state(model, state, cfg.init)  # an official DEKR file: the GRU keeps its identity start
+    model.to(device).train()
+    net = model
+    if dist.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    if dist.main:
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        (cfg.out / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=str))
+    loader = DataLoader(ClipStream(load_sources(cfg), cfg.seed), batch_size=cfg.batch,
+                        sampler=StepSampler(start, cfg.steps, cfg.batch, dist.rank, dist.world),
+                        num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
+    amp_dtype = torch.bfloat16 if device.type == "cpu" else torch.float16
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda")
+    log = open(cfg.out / "metrics.jsonl", "a") if dist.main else None
+    t_last, frames_since = time.perf_counter(), 0
+    step = start
+    try:
+        for step, batch in enumerate(loader, start=start):
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=cfg.amp):
+                out = net(batch["images"])  # (B, T, 3, H, W): a clip, GRU state None at its start
+            lh = heatmap_loss(out.heatmaps.float(), batch["heatmaps"], batch["heatmap_weight"])
+            lo = offset_loss(out.offsets.float(), batch["offsets"], batch["offset_weight"])
+            loss = lh + cfg.offset_loss_weight * lo
+            if not torch.isfinite(loss):
+                raise PosevidError(f"training diverged at step {step + 1} (loss {loss.item()}); lower --lr")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            frames_since += batch["images"].shape[0] * batch["images"].shape[1] * dist.world
+            done = step + 1
+            if dist.main and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+                _save(last, model, optimizer, scheduler, done, cfg)
+            if dist.main and (done % cfg.log_every == 0 or done == cfg.steps):
+                now = time.perf_counter()
+                record = {"step": done, "loss": loss.item(), "loss_heatmap": lh.item(), "loss_offset": lo.item(),
+                          "lr": scheduler.get_last_lr()[0], "frames_per_s": frames_since / (now - t_last),
+                          "time": time.time()}
+                t_last, frames_since = now, 0
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                if on_step is not None:
+                    on_step(done, record)
+    finally:
+        if log is not None:
+            log.close()
+    if dist.world > 1:
+        print(f"rank {dist.rank}: weights sha256 {weights_fingerprint(model)}", flush=True)
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return last
+
+
+def _save(path: Path, model: DEKR, optimizer, scheduler, step: int, cfg: TrainConfig) -> None:
+    save_checkpoint(path, model, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), step=step,
+                    torch_rng=torch.get_rng_state(), train_config=json.loads(json.dumps(asdict(cfg), default=str)))
+
+
+def export_weights(checkpoint: Path, out: Path) -> None:
+    """A training checkpoint → a small inference file (model and config only)."""
+    state, cfg, payload = read_weights(checkpoint)
+    if cfg is None:
+        raise PosevidError(f"{checkpoint}: not a posevid checkpoint")
+    model = DEKR(cfg, temporal=any(k.startswith("temporal.") for k in state))
+    load_state(model, state, str(checkpoint))
+    save_checkpoint(out, model, step=payload.get("step"), train_config=payload.get("train_config"))

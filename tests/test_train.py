@@ -1,0 +1,113 @@
+"""Training: DEKR losses, the deterministic clip stream, exact resume, --init, and DDP on two CPU processes."""
+import json
+import re
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from posevid.config import model_config
+from posevid.model import DEKR, load_model
+from posevid.skeleton import COCO
+from posevid.train import ClipStream, TrainConfig, heatmap_loss, load_sources, offset_loss, train
+
+
+@pytest.fixture(scope="module")
+def coco_dir(tmp_path_factory):
+    """Three 96×96 images with one or two labelled people each, in COCO keypoints format."""
+    root = tmp_path_factory.mktemp("coco")
+    rng = np.random.default_rng(0)
+    images, anns = [], []
+    for i in range(3):
+        img = rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)
+        cv2.imwrite(str(root / f"{i}.png"), img)
+        images.append({"id": i, "file_name": f"{i}.png", "width": 96, "height": 96})
+        for p in range(1 + i % 2):
+            cx, cy = rng.uniform(25, 70, 2)
+            kp = np.stack([cx + rng.uniform(-12, 12, 17), cy + rng.uniform(-25, 25, 17), np.full(17, 2.0)], 1)
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": 1, "iscrowd": 0,
+                         "keypoints": kp.reshape(-1).round(2).tolist(), "num_keypoints": 17,
+                         "bbox": [float(kp[:, 0].min()), float(kp[:, 1].min()), 24.0, 50.0], "area": 1200.0})
+    cats = [{"id": 1, "name": "person", "keypoints": list(COCO.names), "skeleton": []}]
+    (root / "ann.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    return root
+
+
+def config(coco_dir, out, **kw):
+    base = dict(out=out, data=(str(coco_dir / "ann.json"),), model="lite", clip_len=2, batch=2, steps=4,
+                input_size=64, checkpoint_every=2, log_every=1, lr=1e-3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_heatmap_loss_is_weighted_mse():
+    pred, target = torch.zeros(1, 2, 2, 2), torch.ones(1, 2, 2, 2)
+    weight = torch.tensor([1.0, 0.1, 0.0, 1.0]).view(1, 1, 2, 2).expand(1, 2, 2, 2)
+    assert heatmap_loss(pred, target, weight).item() == pytest.approx((1 + 0.1 + 0 + 1) / 4)
+
+
+def test_offset_loss_normalised_by_weighted_entries():
+    pred, target = torch.zeros(1, 2, 1, 3), torch.tensor([[[[2.0, 0.05, 5.0]], [[0.0, 0.0, 0.0]]]])
+    weight = torch.tensor([[[[0.5, 1.0, 0.0]], [[0.0, 0.0, 0.0]]]])
+    beta = 1 / 9
+    expected = (0.5 * (2.0 - 0.5 * beta) + 1.0 * (0.5 * 0.05 ** 2 / beta)) / 2  # two weighted entries
+    assert offset_loss(pred, target, weight).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_clip_stream_is_deterministic_and_shaped(coco_dir, tmp_path):
+    cfg = config(coco_dir, tmp_path)
+    stream = ClipStream(load_sources(cfg), seed=0)
+    a, b, c = stream[5], stream[5], stream[6]
+    assert a["images"].shape == (2, 3, 64, 64)
+    assert a["heatmaps"].shape == (2, 18, 16, 16) and a["offsets"].shape == (2, 34, 16, 16)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["images"], c["images"])
+    assert a["heatmaps"].max() > 0.9 and (a["offset_weight"] > 0).any()
+
+
+def test_resume_continues_exactly(coco_dir, tmp_path):
+    straight = train(config(coco_dir, tmp_path / "a"))
+
+    def stop_after_2(step, record):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config(coco_dir, tmp_path / "b"), on_step=stop_after_2)
+    resumed = train(config(coco_dir, tmp_path / "b"), resume=True)
+    a, b = load_model(weights=straight).state_dict(), load_model(weights=resumed).state_dict()
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
+    steps = [json.loads(line)["step"] for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    assert load_model(weights=straight).state_dict().keys() == a.keys()
+    payload = torch.load(straight, map_location="cpu", weights_only=True)
+    assert payload["step"] == 4 and payload["train_config"]["seed"] == 0
+
+
+def test_init_from_official_dekr_weights_keeps_gru_identity(coco_dir, tmp_path):
+    torch.manual_seed(1)
+    official = DEKR(model_config("lite"), temporal=False).state_dict()
+    torch.save(official, tmp_path / "official.pth")
+    cfg = config(coco_dir, tmp_path / "run", steps=1, lr=1e-9, init=str(tmp_path / "official.pth"))
+    last = train(cfg)
+    trained = load_model(weights=last).state_dict()
+    assert torch.allclose(trained["conv1.weight"], official["conv1.weight"], atol=1e-6)
+    assert "temporal.out.weight" in trained
+
+
+def test_ddp_two_cpu_processes_end_with_equal_weights(coco_dir, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "posevid",
+           "train", "--data", str(coco_dir / "ann.json"), "--out", str(tmp_path / "ddp"), "--steps", "2",
+           "--batch", "1", "--clip-len", "2", "--input-size", "64", "--device", "cpu", "--log-every", "1"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**__import__("os").environ,
+                                                                          "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    prints = dict(re.findall(r"rank (\d): weights sha256 (\w+)", r.stdout))
+    assert set(prints) == {"0", "1"} and prints["0"] == prints["1"]
+    assert (tmp_path / "ddp" / "last.pt").is_file()
+    lines = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2  # only rank 0 writes
