@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from posevid.data.cli import app as data_app
 from posevid.errors import PosevidError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -114,13 +115,25 @@ def infer(
             if path.stem in stems:  # two inputs would write the same outputs
                 targets[i] = (name, None, f"{name}: has the same name as {stems[path.stem]}; outputs would collide")
             stems.setdefault(path.stem, name)
+    from posevid.infer import InferOptions, infer_video
+    from posevid.outputs import check_writable_dir, sha256_file
+    from posevid.predict import PredictConfig
+
     try:
-        predictor, opts = _build(model, weights, device, no_temporal, threshold, flip, input_size, out,
-                                 no_video, format, stride, batch, start_frame, max_frames, skip_existing, resume)
+        if input_size is not None and (input_size < 32 or input_size % 32):
+            raise PosevidError(f"--input-size must be a positive multiple of 32, got {input_size}")
+        check_writable_dir(out)
+        path = resolve_weights(model or "lite", weights)
+        predictor = load_predictor(model, path, device, not no_temporal,
+                                   PredictConfig(threshold=threshold, flip=flip, input_size=input_size))
+        header = {"model": predictor.model.cfg.name, "weights": str(path), "weights_sha256": sha256_file(path),
+                  "temporal": not no_temporal, "flip": flip, "input_size": predictor.input_size,
+                  "threshold": threshold}
+        opts = InferOptions(out_dir=out, write_video=not no_video, coco=format == Format.coco, stride=stride,
+                            batch=batch, start_frame=start_frame, max_frames=max_frames,
+                            skip_existing=skip_existing, resume=resume, header=header)
     except PosevidError as e:
         raise fail(str(e)) from None
-
-    from posevid.infer import infer_video
 
     failures = 0
     for name, path, err in targets:
@@ -168,14 +181,10 @@ def train(
 ) -> None:
     """Train or fine-tune on clips (multi-GPU: torchrun --nproc-per-node N -m posevid train ...)."""
     try:
-        import torch
-
         from posevid.train import TrainConfig
         from posevid.train import train as run_training
 
-        if device == Device.cuda and not torch.cuda.is_available():
-            raise PosevidError("--device cuda: no CUDA device is available")
-        dev = "cuda" if device == Device.cuda or (device == Device.auto and torch.cuda.is_available()) else "cpu"
+        dev = pick_device(device)
         cfg = TrainConfig(out=out, data=tuple(data), model=model, image_root=image_root, clip_len=clip_len,
                           batch=batch, steps=steps, lr=lr, input_size=input_size,
                           init=str(init) if init else None, temporal=not no_temporal, device=dev, amp=amp,
@@ -187,6 +196,60 @@ def train(
     except ValueError as e:  # e.g. an unknown model name
         raise fail(str(e)) from None
     typer.echo(f"checkpoint: {last}")
+
+
+class EvalSplit(str, Enum):
+    front = "front"
+    side = "side"
+
+
+@app.command("eval")
+def eval_(
+    split: Annotated[Optional[EvalSplit], typer.Option(help="Fixed synthetic split: front (|yaw| ≤ 30°) or side "
+                                                            "(60–120°); built on first use.")] = None,
+    annotations: Annotated[Optional[Path], typer.Option(help="Your own COCO / PoseTrack-style annotation "
+                                                             "file instead of a split.")] = None,
+    videos: Annotated[Optional[Path], typer.Option(help="Folder the annotation's file names start from "
+                                                        "[default: the annotation file's folder].")] = None,
+    weights: Annotated[Optional[Path], typer.Option(help="Weights to evaluate [default: shipped].")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Architecture, when the weights file does not say.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Cache folder of the splits.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the JSON report and the local-NMS plot.")]
+    = Path("posevid-eval"),
+    threshold: Annotated[float, typer.Option(help="Minimum pose score kept (0: all, as COCO AP wants).")] = 0.0,
+    device: Annotated[Device, typer.Option(help="Where the network runs.")] = Device.auto,
+) -> None:
+    """Score the temporal model and its per-frame twin: local-NMS score, OKS, COCO AP, jitter."""
+    import json
+
+    from posevid.evaluate import evaluate, plot_nms_scores
+    from posevid.model import load_model
+    from posevid.outputs import check_writable_dir
+
+    try:
+        if (split is None) == (annotations is None):
+            raise PosevidError("pass exactly one of --split or --annotations")
+        check_writable_dir(out)
+        if split is not None:
+            from posevid.data.splits import ensure_split
+
+            folder = Path(ensure_split(split.value, str(data_dir) if data_dir else None))
+            annotations, videos, name = folder / "annotations.json", folder, split.value
+        else:
+            name = annotations.stem
+        path = resolve_weights(model or "lite", weights)
+        dev = pick_device(device)
+        report = evaluate(load_model(model, path, temporal=True), load_model(model, path, temporal=False),
+                          annotations, videos, threshold=threshold, device=dev)
+        report_path = out / f"{name}.json"
+        tmp = report_path.with_name(report_path.name + ".partial")
+        tmp.write_text(json.dumps({**report.to_dict(), "weights": str(path)}, indent=1))
+        tmp.replace(report_path)
+        plot = plot_nms_scores(report, out / f"{name}_nms_score.png")
+    except PosevidError as e:
+        raise fail(str(e)) from None
+    typer.echo(report.table())
+    typer.echo(f"report: {report_path}  plot: {plot}")
 
 
 class _train_progress:
@@ -221,35 +284,22 @@ class _train_progress:
         return False
 
 
-def _build(model, weights, device, no_temporal, threshold, flip, input_size, out, no_video, format, stride,
-           batch, start_frame, max_frames, skip_existing, resume):
+def pick_device(device: Device) -> str:
     import torch
 
+    if device == Device.cuda and not torch.cuda.is_available():
+        raise PosevidError("--device cuda: no CUDA device is available")
+    return "cuda" if device == Device.cuda or (device == Device.auto and torch.cuda.is_available()) else "cpu"
+
+
+def load_predictor(model: str | None, weights: Path, device: Device, temporal: bool, config):
     from posevid.config import MODELS
-    from posevid.infer import InferOptions
     from posevid.model import load_model
-    from posevid.outputs import check_writable_dir, sha256_file
-    from posevid.predict import PredictConfig, Predictor
+    from posevid.predict import Predictor
 
     if model is not None and model not in MODELS:
         raise PosevidError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-    if input_size is not None and (input_size < 32 or input_size % 32):
-        raise PosevidError(f"--input-size must be a positive multiple of 32, got {input_size}")
-    check_writable_dir(out)
-    path = resolve_weights(model or "lite", weights)
-    net = load_model(model, path, temporal=not no_temporal)
-    if device == Device.cuda and not torch.cuda.is_available():
-        raise PosevidError("--device cuda: no CUDA device is available")
-    dev = "cuda" if device == Device.cuda or (device == Device.auto and torch.cuda.is_available()) else "cpu"
-    cfg = PredictConfig(threshold=threshold, flip=flip, input_size=input_size)
-    predictor = Predictor(net, cfg, dev)
-    header = {"model": net.cfg.name, "weights": str(path), "weights_sha256": sha256_file(path),
-              "temporal": not no_temporal, "flip": flip, "input_size": predictor.input_size,
-              "threshold": threshold}
-    opts = InferOptions(out_dir=out, write_video=not no_video, coco=format == Format.coco, stride=stride, batch=batch,
-                        start_frame=start_frame, max_frames=max_frames, skip_existing=skip_existing,
-                        resume=resume, header=header)
-    return predictor, opts
+    return Predictor(load_model(model, weights, temporal=temporal), config, pick_device(device))
 
 
 class _progress:
@@ -279,6 +329,9 @@ class _progress:
         if self.console.is_terminal:
             self.bar.stop()
         return False
+
+
+app.add_typer(data_app, name="data")
 
 
 def main() -> None:

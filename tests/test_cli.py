@@ -219,3 +219,22 @@ def test_temporal_and_per_frame_twin_differ_only_through_the_gru(clip_factory, w
     assert outs[False][0]["temporal"] is True and outs[True][0]["temporal"] is False
     kp = lambda f: np.array([p["keypoints"] for p in f["persons"]])  # noqa: E731
     assert not np.allclose(kp(outs[False][1][2]), kp(outs[True][1][2]))
+
+
+def test_eval_command_on_own_annotations(weights, tmp_path):
+    from test_evaluate import _write_dataset
+
+    ann = _write_dataset(tmp_path)
+    code, stdout, stderr = run_eval("--annotations", ann, "--weights", weights, "--out", tmp_path / "rep")
+    assert code == 0, stderr
+    assert "temporal" in stdout and "per-frame" in stdout and "AP" in stdout
+    report = json.loads((tmp_path / "rep" / "annotations.json").read_text())
+    assert set(report["models"]) == {"temporal", "per-frame"}
+    assert (tmp_path / "rep" / "annotations_nms_score.png").stat().st_size > 0
+    code, _, stderr = run_eval("--weights", weights)
+    assert code == 1 and "exactly one of --split or --annotations" in stderr
+
+
+def run_eval(*args):
+    result = runner.invoke(app, ["eval", *map(str, args)])
+    return result.exit_code, result.stdout, result.stderr

@@ -1,0 +1,377 @@
+"""Evaluation: the metrics on hand-made arrays with known answers, then one end-to-end run of two tiny
+random-weight networks over a short clip and a still (structure only: random weights say nothing
+about accuracy)."""
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+
+from posevid import evaluate as E
+from posevid.errors import PosevidError
+from posevid.skeleton import COCO
+
+K = len(COCO.names)
+
+
+def person(cx: float, cy: float, scale: float = 40.0) -> np.ndarray:
+    """(K, 3) a fixed stick figure around (cx, cy), every keypoint labelled (v = 2)."""
+    rng = np.random.default_rng(0)  # the same shape every call
+    kp = np.zeros((K, 3))
+    kp[:, 0] = cx + rng.uniform(-0.5, 0.5, K) * scale
+    kp[:, 1] = cy + rng.uniform(-1.0, 1.0, K) * scale
+    kp[:, 2] = 2
+    return kp
+
+
+def frame(pred, gt, areas=None, track_ids=None, frame_id=0, image_id=1, video=1, scores=None):
+    gt = np.asarray(gt, np.float64).reshape(-1, K, 3)
+    pred = np.asarray(pred, np.float64).reshape(-1, K, 3)
+    return E.FrameEval(
+        video=video, frame_id=frame_id, image_id=image_id, gt=gt,
+        areas=np.full(len(gt), 3200.0) if areas is None else np.asarray(areas, np.float64),
+        track_ids=np.arange(len(gt)) if track_ids is None else np.asarray(track_ids),
+        pred=pred, scores=np.ones(len(pred)) if scores is None else np.asarray(scores, np.float64),
+        nms_score=0.5,
+    )
+
+
+def gt_dict(frames: list[E.FrameEval]) -> dict:
+    """COCO ground truth for `frames`, as load_ground_truth builds it."""
+    anns = []
+    for f in frames:
+        for kp, area in zip(f.gt, f.areas):
+            anns.append({"id": len(anns) + 1, "image_id": f.image_id, "category_id": 1, "iscrowd": 0,
+                         "keypoints": kp.reshape(-1).tolist(), "num_keypoints": int((kp[:, 2] > 0).sum()),
+                         "bbox": [0, 0, 50, 80], "area": float(area)})
+    return {"images": [{"id": f.image_id, "width": 200, "height": 200} for f in frames],
+            "annotations": anns, "categories": [{"id": 1, "name": "person", "keypoints": list(COCO.names)}]}
+
+
+# ---------------------------------------------------------------------------------------------
+# matching and OKS
+
+
+def test_greedy_match_takes_the_best_pair_first():
+    sim = np.array([[0.9, 0.8],
+                    [0.85, 0.1],
+                    [0.0, 0.0]])
+    pi, gi = E.greedy_match(sim)
+    # greedy (not optimal): 0↔0 first (0.9), then 1 has only gt 0 left taken → 1↔1 (0.1)
+    assert pi.tolist() == [0, 1] and gi.tolist() == [0, 1]
+    pi, gi = E.greedy_match(sim, min_similarity=0.5)
+    assert pi.tolist() == [0] and gi.tolist() == [0]
+    pi, gi = E.greedy_match(np.zeros((0, 3)))
+    assert len(pi) == len(gi) == 0
+
+
+def test_perfect_predictions_give_oks_one_and_a_shift_gives_the_formula():
+    a, b = person(50, 60), person(150, 60)
+    f = frame([b, a], [a, b])  # predictions in the other order
+    pi, gi, vals = E.match_frame(f.pred, f.gt, f.areas)
+    assert sorted(zip(pi.tolist(), gi.tolist())) == [(0, 1), (1, 0)]
+    assert E.oks_score([f]) == (pytest.approx(1.0), 2)
+
+    d, area = 3.0, 3200.0
+    shifted = a.copy()
+    shifted[:, 0] += d
+    expected = np.mean(np.exp(-(d**2) / (2 * area * (2 * COCO.sigmas_array()) ** 2)))
+    mean, n = E.oks_score([frame([shifted], [a], [area])])
+    assert n == 1 and mean == pytest.approx(expected) and mean < 1
+    # mean over the matched pairs of all frames
+    mean2, n2 = E.oks_score([frame([shifted], [a], [area]), frame([a], [a], [area], image_id=2)])
+    assert n2 == 2 and mean2 == pytest.approx((expected + 1) / 2)
+
+
+def test_unlabelled_ground_truth_and_empty_frames_are_ignored():
+    a = person(50, 60)
+    blank = np.zeros((K, 3))
+    f = frame([a], [blank, a])
+    pi, gi, vals = E.match_frame(f.pred, f.gt, f.areas)
+    assert gi.tolist() == [1] and vals[0] == pytest.approx(1.0)
+    assert E.oks_score([frame(np.zeros((0, K, 3)), [a])]) == (None, 0)
+    assert E.oks_score([]) == (None, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# jitter
+
+
+def test_constant_velocity_has_no_acceleration_error():
+    base = person(50, 60)
+    gt = np.stack([base + [2.0 * t, -1.0 * t, 0] for t in range(6)])  # (T, K, 3)
+    pred = gt.copy()
+    pred[:, :, :2] += [5.0, 3.0]  # a constant offset and the same velocity: still no acceleration error
+    errs = E.track_acceleration_errors(np.arange(6), pred, gt)
+    assert errs.shape == (4,) and np.allclose(errs, 0)
+
+
+def test_zig_zag_gives_four_times_its_amplitude():
+    # prediction = ground truth + e·(−1)^t in x: a_pred − a_gt = e·(−1)^(t+1)·(1 + 2 + 1), norm 4e
+    e = 1.5
+    base = person(50, 60)
+    gt = np.stack([base + [2.0 * t, 0, 0] for t in range(5)])
+    pred = gt.copy()
+    pred[:, :, 0] += e * (-1.0) ** np.arange(5)[:, None]
+    errs = E.track_acceleration_errors(np.arange(5), pred, gt)
+    assert np.allclose(errs, 4 * e) and len(errs) == 3
+
+
+def test_jitter_needs_three_consecutive_frames_and_labelled_keypoints():
+    base = person(50, 60)
+    gt = np.stack([base] * 5)
+    pred = gt.copy()
+    pred[:, :, 0] += [[0], [1], [0], [1], [0]]
+    # frames 0, 1, 2 then 4, 5: only frame 1 has both neighbours; x offsets 0, 1, 0 → |a| = 2
+    errs = E.track_acceleration_errors(np.array([0, 1, 2, 4, 5]), pred, gt)
+    assert np.allclose(errs, [2.0])
+    # a keypoint unlabelled in one of the three frames does not count; none labelled: no term
+    gt2 = gt.copy()
+    gt2[2, 3:, 2] = 0
+    pred2 = pred.copy()
+    pred2[:, 3:, 0] += 100 * np.arange(5)[:, None] ** 2  # large acceleration on those keypoints only
+    assert np.allclose(E.track_acceleration_errors(np.arange(3), pred2[:3], gt2[:3]), 2.0)
+    gt2[2, :, 2] = 0
+    assert len(E.track_acceleration_errors(np.arange(3), pred2[:3], gt2[:3])) == 0
+
+
+def test_jitter_score_follows_tracks_through_the_matching():
+    # two people, tracks 7 and 9; the predictions come in swapped order every other frame
+    e = 1.0
+    frames = []
+    for t in range(4):
+        a = person(50 + 3 * t, 60)
+        b = person(150, 60 + 2 * t)
+        pa = a.copy()
+        pa[:, 0] += e * (-1) ** t  # zig-zag on track 7
+        preds = [pa, b] if t % 2 else [b, pa]
+        frames.append(frame(preds, [a, b], track_ids=[7, 9], frame_id=t, image_id=t + 1))
+    mean, n = E.jitter_score(frames)
+    assert n == 4  # 2 tracks × 2 frames with both neighbours
+    assert mean == pytest.approx((4 * e + 0.0) / 2)
+    # the same track id in another video is another track
+    other = [frame(f.pred, f.gt, track_ids=[7, 9], frame_id=f.frame_id, image_id=10 + i, video=2)
+             for i, f in enumerate(frames[:2])]
+    assert E.jitter_score(frames[:2] + other) == (None, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# COCO AP
+
+
+def test_coco_ap_is_one_for_perfect_predictions_and_zero_without_any():
+    frames = [frame([person(50, 60), person(150, 60)], [person(50, 60), person(150, 60)], image_id=i + 1)
+              for i in range(3)]
+    gt = gt_dict(frames)
+    results = E.coco_results(frames)
+    assert len(results) == 6 and len(results[0]["keypoints"]) == 51 and results[0]["category_id"] == 1
+    ap = E.coco_keypoint_ap(gt, results)
+    assert ap["AP"] == pytest.approx(1.0) and ap["AP50"] == pytest.approx(1.0) and ap["AP75"] == pytest.approx(1.0)
+    assert results[0].keys() == {"image_id", "category_id", "keypoints", "score"}  # input left as it was
+    assert E.coco_keypoint_ap(gt, []) == {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
+    # far-off predictions: AP 0; no labelled ground truth in the evaluated images: undefined
+    far = [frame([person(900, 900)], f.gt, image_id=f.image_id) for f in frames]
+    assert E.coco_keypoint_ap(gt, E.coco_results(far))["AP"] == pytest.approx(0.0)
+    empty_gt = {**gt, "annotations": []}
+    assert E.coco_keypoint_ap(empty_gt, results) == {"AP": None, "AP50": None, "AP75": None}
+
+
+def test_coco_ap_of_one_shifted_prediction_counts_the_thresholds_it_passes():
+    a = person(80, 80)
+    area = 3200.0
+    shifted = a.copy()
+    shifted[:, :2] += 4.0  # every keypoint 4√2 px off: OKS ≈ 0.647
+    f = frame([shifted], [a], [area])
+    oks_value = E.oks_score([f])[0]
+    assert oks_value == pytest.approx(np.mean(np.exp(-32 / (2 * area * (2 * COCO.sigmas_array()) ** 2))))
+    # one detection, one person: precision 1 at the OKS thresholds 0.50, 0.55, 0.60 it passes, else 0
+    ap = E.coco_keypoint_ap(gt_dict([f]), E.coco_results([f]))
+    assert ap == {"AP": pytest.approx(0.3), "AP50": pytest.approx(1.0), "AP75": pytest.approx(0.0)}
+
+
+# ---------------------------------------------------------------------------------------------
+# ground truth, report and plot
+
+
+def test_ground_truth_fills_missing_fields_and_reorders_keypoints(tmp_path):
+    names = list(COCO.names)[::-1]  # the file stores keypoints in reverse order
+    kp = person(50, 60)
+    kp[0, 2] = 0  # nose unlabelled
+    raw = kp[::-1].reshape(-1).tolist()
+    data = {
+        "categories": [{"id": 3, "name": "person", "keypoints": names}],
+        "images": [{"id": 5, "file_name": "a.png", "video_id": 1, "frame_id": 0},
+                   {"id": 6, "file_name": "b.png", "video_id": 1, "frame_id": 1, "is_labeled": False}],
+        "annotations": [{"image_id": 5, "category_id": 3, "keypoints": raw, "track_id": 4},
+                        {"image_id": 5, "category_id": 3, "iscrowd": 1, "bbox": [0, 0, 10, 10], "area": 50}],
+    }
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps(data))
+    gt = E.load_ground_truth(path)
+    assert gt.labelled == {5}
+    a0, crowd = gt.coco["annotations"]
+    assert a0["id"] == 1 and a0["category_id"] == 1 and a0["iscrowd"] == 0 and a0["num_keypoints"] == 16
+    vis = kp[1:, :2]
+    w, h = np.ptp(vis[:, 0]), np.ptp(vis[:, 1])
+    assert a0["bbox"] == pytest.approx([vis[:, 0].min(), vis[:, 1].min(), w, h])
+    assert a0["area"] == pytest.approx(w * h)
+    assert np.allclose(np.asarray(a0["keypoints"]).reshape(K, 3), kp * (kp[:, 2:] > 0))
+    assert crowd["iscrowd"] == 1 and crowd["area"] == 50
+    g, areas, tids = gt.people[5]
+    assert g.shape == (1, K, 3) and tids.tolist() == [4] and areas[0] == pytest.approx(w * h)
+
+    (tmp_path / "bad.json").write_text("{")
+    (tmp_path / "folder.json").mkdir()
+    (tmp_path / "no_image_id.json").write_text(json.dumps({**data, "annotations": [{"keypoints": raw}]}))
+    short = [{"image_id": 5, "keypoints": [1, 2]}]
+    (tmp_path / "short.json").write_text(json.dumps({**data, "annotations": short}))
+    for name, message in (("missing.json", "not found"), ("bad.json", "not valid JSON"),
+                          ("folder.json", "directory"), ("no_image_id.json", "malformed"),
+                          ("short.json", "malformed")):
+        with pytest.raises(PosevidError, match=message) as info:
+            E.load_ground_truth(tmp_path / name)
+        assert name in str(info.value) and "\n" not in str(info.value)
+
+
+def _report(curves_t, curves_p) -> E.Report:
+    def m(name, curves, ap):
+        return E.ModelReport(name, 3, 0.4, 0.8, 5, ap, 0.9, None, 1.25, 2, curves)
+
+    return E.Report("ann.json", ["v.mp4"], 0.0, [m("temporal", curves_t, 0.5), m("per-frame", curves_p, None)])
+
+
+def test_report_table_dict_and_plot(tmp_path):
+    report = _report([[0.2, 0.5, 0.6, 0.62], [0.3, 0.55]], [[0.2, 0.3, 0.25, 0.3], [0.3, 0.28]])
+    d = json.loads(json.dumps(report.to_dict()))
+    assert set(d["models"]) == {"temporal", "per-frame"}
+    assert d["models"]["temporal"]["nms_per_frame"][1] == [0.3, 0.55]
+    table = report.table()
+    lines = table.splitlines()
+    assert "local NMS score" in lines[0] and "jitter px/frame²" in lines[0]
+    assert lines[2].startswith("temporal") and "0.500" in lines[2] and "1.25" in lines[2]
+    assert lines[3].startswith("per-frame") and "n/a" in lines[3]
+    assert np.allclose(E.mean_curve([[0.2, 0.5, 0.6, 0.62], [0.3, 0.55]]), [0.25, 0.525, 0.6, 0.62])
+
+    png = tmp_path / "nms.png"
+    assert E.plot_nms_scores(report, png) == png
+    img = cv2.imread(str(png))
+    assert img.shape == (400, 900, 3)
+    assert [p.name for p in tmp_path.iterdir()] == ["nms.png"]  # no temporary file left
+    # both line colours are drawn
+    for color in E.COLORS.values():
+        assert (np.abs(img.astype(int) - color).sum(axis=2) < 30).sum() > 50
+    # one frame per video (stills) and an empty report still plot
+    E.plot_nms_scores(_report([[0.3]], [[0.2]]), png)
+    E.plot_nms_scores(_report([], []), png)
+    with pytest.raises(PosevidError, match="cannot write"):
+        E.plot_nms_scores(report, tmp_path / "no" / "such" / "nms.png")
+
+
+# ---------------------------------------------------------------------------------------------
+# end to end
+
+
+@pytest.fixture(scope="module")
+def tiny_models():
+    import torch
+
+    from posevid.config import model_config
+    from posevid.model import DEKR
+
+    torch.manual_seed(0)
+    temporal = DEKR(model_config("lite"), temporal=True)
+    per_frame = DEKR(model_config("lite"), temporal=False)
+    per_frame.load_state_dict({k: v for k, v in temporal.state_dict().items() if not k.startswith("temporal.")})
+    for m in (temporal, per_frame):
+        with torch.no_grad():
+            m.head_heatmap[1].bias.fill_(0.5)  # flat-ish heatmaps: random weights still report people
+    return temporal, per_frame
+
+
+def _write_dataset(folder, frames=6, width=128, height=96):
+    from posevid.video import VideoWriter
+
+    (folder / "videos").mkdir()
+    rng = np.random.default_rng(1)
+    with VideoWriter(folder / "videos" / "clip.mp4", width, height, Fraction(25)) as w:
+        for t in range(frames):
+            img = np.full((height, width, 3), 90, np.uint8)
+            cv2.rectangle(img, (20 + 4 * t, 20), (50 + 4 * t, 80), (200, 180, 160), -1)
+            w.write(img)
+    cv2.imwrite(str(folder / "still.png"), rng.integers(0, 255, (80, 100, 3), dtype=np.uint8))
+    images, anns = [], []
+    for t in range(frames):
+        images.append({"id": t + 1, "video_id": 1, "frame_id": t, "file_name": f"videos/clip.mp4#{t}",
+                       "width": width, "height": height})
+        kp = person(35 + 4 * t, 50, scale=25)
+        anns.append({"id": len(anns) + 1, "image_id": t + 1, "category_id": 1, "track_id": 0,
+                     "keypoints": kp.reshape(-1).tolist(), "num_keypoints": K, "bbox": [20 + 4 * t, 20, 30, 60],
+                     "area": 1500.0, "iscrowd": 0})
+    images[3]["is_labeled"] = False  # run for context, not scored
+    images.append({"id": 100, "file_name": "still.png", "width": 100, "height": 80})
+    anns.append({"id": len(anns) + 1, "image_id": 100, "category_id": 1,
+                 "keypoints": person(50, 40, scale=20).reshape(-1).tolist()})
+    data = {"images": images, "annotations": anns,
+            "categories": [{"id": 1, "name": "person", "keypoints": list(COCO.names)}]}
+    path = folder / "annotations.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_evaluate_end_to_end(tmp_path, tiny_models):
+    path = _write_dataset(tmp_path)
+    calls = []
+    report = E.evaluate(*tiny_models, path, threshold=0.0, progress=lambda d, n: calls.append((d, n)), batch=4)
+    assert calls == [(1, 2), (2, 2)]
+    assert report.videos == [str(tmp_path / "videos" / "clip.mp4"), str(tmp_path / "still.png")]
+    d = json.loads(json.dumps(report.to_dict()))
+    assert list(d["models"]) == ["temporal", "per-frame"]
+    for m in d["models"].values():
+        assert m["frames"] == 6  # 5 labelled video frames + the still
+        assert [len(c) for c in m["nms_per_frame"]] == [6, 1]  # every frame runs, labelled or not
+        keys = {"local_nms_score", "oks_score", "matched", "AP", "AP50", "AP75", "jitter", "jitter_count"}
+        assert keys <= set(m)
+        assert m["local_nms_score"] is not None and 0 <= m["AP"] <= 1
+        assert m["jitter_count"] >= 0 and m["matched"] >= 0
+    assert "temporal" in report.table() and "per-frame" in report.table()
+    png = E.plot_nms_scores(report, tmp_path / "nms.png")
+    assert cv2.imread(str(png)).shape == (400, 900, 3)
+
+
+def test_evaluate_names_a_missing_video(tmp_path, tiny_models):
+    path = _write_dataset(tmp_path)
+    data = json.loads(path.read_text())
+    data["images"][5]["file_name"] = "videos/clip.mp4#9"
+    past_end = tmp_path / "past_end.json"
+    past_end.write_text(json.dumps(data))
+    with pytest.raises(PosevidError, match="has 6 frames.*annotates frame 9"):
+        E.evaluate(*tiny_models, past_end)
+    (tmp_path / "videos" / "clip.mp4").unlink()
+    with pytest.raises(PosevidError, match="video not found") as info:
+        E.evaluate(*tiny_models, path)
+    assert "clip.mp4" in str(info.value) and "\n" not in str(info.value)
+    # a videos_root elsewhere is where the names are looked up
+    with pytest.raises(PosevidError, match="video not found") as info:
+        E.evaluate(*tiny_models, path, videos_root=tmp_path / "elsewhere")
+    assert "elsewhere" in str(info.value)
+
+
+def test_frames_of_a_video_come_from_its_mp4_or_its_image_files(tmp_path):
+    from posevid.data.readers import FrameRecord, VideoRecord
+
+    def rec(image_id, name, t):
+        return FrameRecord(image_id, name, t, 10, 10, np.zeros((0, K, 3)), np.zeros(0, np.int64),
+                           np.zeros((0, 4)), np.zeros(0))
+
+    mp4 = VideoRecord(1, [rec(11, "v/a.mp4#0", 0), rec(12, "v/a.mp4#2", 2)])
+    (src,) = E._sources(mp4, tmp_path)
+    assert src.video_path == tmp_path / "v" / "a.mp4" and src.wanted == {0: 11, 2: 12}
+    seq = VideoRecord(2, [rec(21, "seq/000.jpg", 0), rec(22, "seq/001.jpg", 1)])
+    (src,) = E._sources(seq, tmp_path)
+    assert src.video_path is None
+    assert src.images == [(tmp_path / "seq/000.jpg", 21), (tmp_path / "seq/001.jpg", 22)]
+    with pytest.raises(PosevidError, match="image not found: .*000.jpg"):
+        next(E._source_frames(src, tmp_path / "ann.json"))
