@@ -39,6 +39,7 @@ from posevid.data.readers import VideoRecord, read_annotations
 from posevid.errors import PosevidError
 from posevid.metrics import oks
 from posevid.skeleton import COCO
+from posevid.video import batches
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 MODEL_NAMES = ("temporal", "per-frame")
@@ -381,17 +382,6 @@ def _source_frames(source: _Source, annotations: Path) -> Iterator[tuple[np.ndar
         getattr(frames, "close", lambda: None)()  # stops ffmpeg at once when we stop early
 
 
-def _batches(items: Iterator, size: int) -> Iterator[list]:
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 @dataclass
 class ModelReport:
     name: str  # "temporal" or "per-frame"
@@ -498,7 +488,7 @@ def evaluate(
         for source in sources:
             for p in predictors:
                 p.reset()
-            for chunk in _batches(_source_frames(source, annotations), batch):
+            for chunk in batches(_source_frames(source, annotations), batch):
                 images = [c[0] for c in chunk]
                 for m, p in enumerate(predictors):
                     for (_, image_id), res in zip(chunk, p.predict(images)):

@@ -35,19 +35,18 @@ class Resize:
 
     def to_source(self, xy: np.ndarray) -> np.ndarray:
         """(..., 2) input-pixel (x, y) → source-pixel (x, y); pixel centres map onto pixel centres."""
-        sx, sy = self.src_w / self.out_w, self.src_h / self.out_h
-        out = np.empty_like(xy, dtype=np.float64)
-        out[..., 0] = (xy[..., 0] + 0.5) * sx - 0.5
-        out[..., 1] = (xy[..., 1] + 0.5) * sy - 0.5
-        return out
+        return _rescale(xy, self.src_w / self.out_w, self.src_h / self.out_h)
 
     def to_input(self, xy: np.ndarray) -> np.ndarray:
         """Inverse of `to_source`: source-pixel (x, y) → input-pixel (x, y)."""
-        sx, sy = self.out_w / self.src_w, self.out_h / self.src_h
-        out = np.empty_like(xy, dtype=np.float64)
-        out[..., 0] = (xy[..., 0] + 0.5) * sx - 0.5
-        out[..., 1] = (xy[..., 1] + 0.5) * sy - 0.5
-        return out
+        return _rescale(xy, self.out_w / self.src_w, self.out_h / self.src_h)
+
+
+def _rescale(xy: np.ndarray, sx: float, sy: float) -> np.ndarray:
+    out = np.empty_like(xy, dtype=np.float64)
+    out[..., 0] = (xy[..., 0] + 0.5) * sx - 0.5
+    out[..., 1] = (xy[..., 1] + 0.5) * sy - 0.5
+    return out
 
 
 def to_tensor(image_bgr: np.ndarray, plan: Resize, flip: bool = False) -> torch.Tensor:

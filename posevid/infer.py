@@ -10,7 +10,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from posevid.outputs import (CocoResultsWriter, KeypointsWriter, check_writable_
 from posevid.predict import Predictor
 from posevid.skeleton import COCO
 from posevid.track import Tracker
-from posevid.video import Frame, VideoInfo, VideoWriter, probe, read_frames
+from posevid.video import VideoInfo, VideoWriter, batches, probe, read_frames
 
 RESUME_WARMUP = 16  # frames re-run before a resume point to rebuild the GRU state
 
@@ -145,7 +145,7 @@ def infer_video(source: str | Path, predictor: Predictor, opts: InferOptions,
             last_ids = resume.last_track_ids
         warm_from = resume_from - RESUME_WARMUP * opts.stride
         done = 0
-        for chunk in _chunks(read_frames(info, start, count), opts.batch):
+        for chunk in batches(read_frames(info, start, count), opts.batch):
             # The network sees every stride-th frame: those still to do, and before a resume point the
             # last few already written, to rebuild the GRU state.
             run = [f for f in chunk if (f.index - start) % opts.stride == 0 and f.index >= warm_from]
@@ -176,17 +176,6 @@ def infer_video(source: str | Path, predictor: Predictor, opts: InferOptions,
     result.frames = count
     result.seconds = time.perf_counter() - t0
     return result
-
-
-def _chunks(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
-    chunk: list[Frame] = []
-    for frame in frames:
-        chunk.append(frame)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _replay_coco(partial: Path, coco: CocoResultsWriter) -> None:

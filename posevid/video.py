@@ -22,11 +22,13 @@ from array import array
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
 from posevid.errors import PosevidError
+
+T = TypeVar("T")
 
 # Audio codecs that go into the output mp4 unchanged (browsers play them); others become AAC.
 MP4_AUDIO_COPY = frozenset({"aac", "mp3", "opus"})
@@ -367,6 +369,18 @@ def probe(path) -> VideoInfo:
 
 _PTS_QUEUE_SIZE = 4096  # far above the few frames ffmpeg buffers between its log and its output
 _PTS_TIMEOUT_S = 30.0  # waiting longer for a frame's showinfo line means the parse went wrong
+
+
+def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of `size` items (the last may be shorter), for batched network calls."""
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def read_frames(info: VideoInfo, start_frame: int = 0, max_frames: int | None = None) -> Iterator[Frame]:
