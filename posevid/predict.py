@@ -44,8 +44,7 @@ class Predictor:
 
     def reset(self) -> None:
         """Forget the video context (new video)."""
-        self._state: torch.Tensor | None = None
-        self._state_flip: torch.Tensor | None = None
+        self._state: torch.Tensor | None = None  # (streams, hidden, h, w): the frames, and with flip their mirror
         self._thumb: np.ndarray | None = None
         self._plan: Resize | None = None
 
@@ -80,7 +79,7 @@ class Predictor:
                     self.reset()
                     self._plan = Resize.plan(w, h, self.input_size)
                     self._is_scene_cut(image)  # remember this frame for the next comparison
-                self._state = self._state_flip = None
+                self._state = None
             run.append(image)
         if run:
             results += self._run(run, run_starts_at_cut)
@@ -88,20 +87,17 @@ class Predictor:
 
     def _run(self, images: list[np.ndarray], cut: bool) -> list[FrameResult]:
         plan = self._plan
-        x = torch.stack([to_tensor(im, plan)[0] for im in images])[None].to(self.device)  # (1, T, 3, H, W)
-        out = self.model.forward_clip(x, self._state)
+        # The mirrored frames (flip test) are a second stream of the same batch, with their own GRU state.
+        streams = [torch.stack([to_tensor(im, plan, flip=flip)[0] for im in images])
+                   for flip in ((False, True) if self.config.flip else (False,))]
+        out = self.model.forward_clip(torch.stack(streams).to(self.device), self._state)  # (S, T, 3, H, W)
         self._state = out.state
-        heatmaps, offsets = out.heatmaps[0].float().cpu(), out.offsets[0].float().cpu()
-        if self.config.flip:
-            xf = torch.stack([to_tensor(im, plan, flip=True)[0] for im in images])[None].to(self.device)
-            out_f = self.model.forward_clip(xf, self._state_flip)
-            self._state_flip = out_f.state
-            heatmaps_f, offsets_f = out_f.heatmaps[0].float().cpu(), out_f.offsets[0].float().cpu()
+        heatmaps, offsets = out.heatmaps.float().cpu(), out.offsets.float().cpu()  # (S, T, C, h, w)
         results = []
         for t in range(len(images)):
-            heat, poses = heatmaps[t], pose_map(offsets[t])
+            heat, poses = heatmaps[0, t], pose_map(offsets[0, t])
             if self.config.flip:
-                heat, poses = merge_flipped(heat, poses, heatmaps_f[t], pose_map(offsets_f[t]),
+                heat, poses = merge_flipped(heat, poses, heatmaps[1, t], pose_map(offsets[1, t]),
                                             self.skeleton.flip_index, plan.out_w)
             found = decode(heat, poses, self.config.max_people, self.config.center_threshold)
             found = found.select(found.scores >= self.config.threshold)

@@ -76,3 +76,14 @@ def test_threshold_filters_by_pose_score(model):
     cut = float(np.median(everything.scores))
     some = Predictor(model, PredictConfig(threshold=cut))(img).poses
     assert 0 < len(some) < len(everything) and (some.scores >= cut).all()
+
+
+def test_flip_test_runs_the_mirror_as_a_second_stream(model):
+    clip = frames(6, 3)
+    flip = Predictor(model, PredictConfig(threshold=0, flip=True))
+    a = flip.predict(clip[:2]) + flip.predict(clip[2:])  # state carried across calls for both streams
+    b = Predictor(model, PredictConfig(threshold=0, flip=True)).predict(clip)
+    for x, y in zip(a, b):
+        assert np.allclose(kp(x), kp(y), atol=1e-3)
+    plain = Predictor(model, PredictConfig(threshold=0)).predict(clip)
+    assert not np.allclose(kp(a[2])[:3], kp(plain[2])[:3], atol=1e-3)  # the mirror pass changes the result
