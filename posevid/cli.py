@@ -107,6 +107,7 @@ def infer(
     """Estimate poses in videos: writes OUT/<name>.pose.jsonl and an annotated OUT/<name>.pose.mp4."""
     from rich.console import Console
 
+    _interrupt_on_sigterm()
     console = Console(stderr=True)
     targets = expand_inputs(inputs)
     stems: dict[str, str] = {}
@@ -282,6 +283,16 @@ class _train_progress:
         if self.console.is_terminal:
             self.bar.stop()
         return False
+
+
+def _interrupt_on_sigterm() -> None:
+    """`kill`/`timeout` stop a run like Ctrl-C does: partial outputs are cleaned or kept for --resume."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def pick_device(device: Device) -> str:

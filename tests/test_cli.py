@@ -238,3 +238,21 @@ def test_eval_command_on_own_annotations(weights, tmp_path):
 def run_eval(*args):
     result = runner.invoke(app, ["eval", *map(str, args)])
     return result.exit_code, result.stdout, result.stderr
+
+
+def test_sigterm_keeps_only_the_resumable_partial(clip_factory, weights, tmp_path):
+    import signal
+    import time
+
+    clip = clip_factory("long.mp4", frames=300, width=320, height=240)
+    out = tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, "-m", "posevid", "infer", str(clip), "--weights", str(weights),
+                             "--out", str(out)], stderr=subprocess.PIPE, text=True)
+    partial = out / "long.pose.jsonl.partial"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (partial.exists() and partial.read_text().count("\n") > 3):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "--resume" in stderr and "Traceback" not in stderr
+    assert sorted(p.name for p in out.iterdir()) == ["long.pose.jsonl.partial"]
