@@ -12,7 +12,15 @@ install:
 
 # Extras the synthetic-data generator and its tests need (issue: synthetic data).
 install-synth:
-	@true
+	$(PIP) install -q -e ".[synth]"
+	@# Motion capture (CMU BVH), background photographs and OpenCV's sample footage from Debian.
+	@pkgs="assimp-testmodels mate-backgrounds opencv-doc lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 plasma-workspace-wallpapers tuxpaint-data tuxpaint-stamps-default"; \
+	if dpkg -s $$pkgs >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null; \
+	else echo "install-synth: not root or no apt-get; install these Debian packages for real motion and backgrounds: $$pkgs"; fi
+	@# anny builds its model cache on first use (about a minute, once per machine).
+	$(PYTHON) -c "from posevid.data.body import warm_up; warm_up()"
 
 test:
 	$(PYTHON) -m pytest

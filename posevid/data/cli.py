@@ -1,0 +1,96 @@
+"""`posevid data ...`: synthetic clips and a contact sheet. Parses arguments and calls the library
+(mounted by posevid.cli as the `data` sub-command; heavy imports happen inside the commands)."""
+from __future__ import annotations
+
+import os
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from posevid.errors import PosevidError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Training and evaluation data: synthetic clips with exact keypoints.")
+
+
+class Split(str, Enum):
+    train = "train"
+    front = "front"
+    side = "side"
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _parse_size(size: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise PosevidError(f"--size must look like 256x256, got {size!r}") from None
+    return w, h
+
+
+@app.command()
+def synth(
+    out: Annotated[str, typer.Argument(help="Output folder (videos/ and annotations.json are written there).")],
+    split: Annotated[Split, typer.Option(
+        help="train: any yaw; front: |yaw| <= 30 deg; side: 60-120 deg.")] = Split.train,
+    clips: Annotated[int, typer.Option(help="Number of clips.")] = 8,
+    frames: Annotated[int, typer.Option(help="Frames per clip.")] = 32,
+    size: Annotated[str, typer.Option(help="Frame size WxH (even numbers).")] = "256x256",
+    seed: Annotated[int, typer.Option(help="Base seed; the same seed gives byte-identical annotations.")] = 0,
+    max_people: Annotated[int, typer.Option(help="Up to this many people per clip.")] = 4,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = max(1, (os.cpu_count() or 1)),
+    backgrounds: Annotated[Optional[list[str]], typer.Option(
+        help="Folder of your own background photos without people (repeatable); default: the curated "
+             "Debian photos.")] = None,
+) -> None:
+    """Render synthetic clips of people with exact 2D keypoints (mp4 + COCO/PoseTrack-style JSON)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from posevid.data.synth import SynthConfig, annotation_checksum, generate
+
+    try:
+        w, h = _parse_size(size)
+        for d in backgrounds or []:
+            if not os.path.isdir(d):
+                raise PosevidError(f"--backgrounds {d}: not a folder")
+        if os.path.exists(os.path.join(out, "annotations.json")):
+            raise PosevidError(f"{out} already holds a dataset; choose another folder")
+        try:
+            config = SynthConfig(split=split.value, num_clips=clips, num_frames=frames, width=w, height=h,
+                                 seed=seed, max_people=max_people)
+        except ValueError as e:
+            raise PosevidError(str(e)) from None
+        with Progress(TextColumn("clips"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
+            task = bar.add_task("synth", total=clips)
+            data = generate(config, out, workers=workers, background_dirs=backgrounds,
+                            progress=lambda done, total: bar.update(task, completed=done))
+    except PosevidError as e:
+        raise _fail(str(e)) from None
+    typer.echo(f"{len(data['videos'])} clips, {len(data['images'])} frames, {len(data['annotations'])} "
+               f"people-frames -> {out} (annotations sha256 {annotation_checksum(data)[:16]})")
+
+
+@app.command()
+def show(
+    data_dir: Annotated[str, typer.Argument(help="A dataset folder with annotations.json (e.g. from `synth`).")],
+    out: Annotated[str, typer.Option(help="Image to write.")] = "sheet.png",
+    clips: Annotated[int, typer.Option(help="Clips (rows) to draw.")] = 6,
+    frames: Annotated[int, typer.Option(help="Frames per clip (columns).")] = 4,
+) -> None:
+    """Draw ground truth over frames (left limbs blue, right orange; rings = occluded keypoints)."""
+    from posevid.data.show import contact_sheet
+
+    try:
+        path = contact_sheet(data_dir, out, clips=clips, frames=frames)
+    except PosevidError as e:
+        raise _fail(str(e)) from None
+    typer.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,246 @@
+"""Readers for keypoint annotations and a clip sampler for training.
+
+Formats read by `read_annotations`:
+- COCO keypoints JSON (still images): every image becomes a one-frame video.
+- PoseTrack-style video JSON (images carry `video_id`/`vid_id` and `frame_id`; annotations carry
+  `track_id`), including PoseTrack 2018 (its head_bottom/head_top slots become unlabelled) and
+  posevid's synthetic output (`file_name` "videos/000001.mp4#7" = frame 7 of that mp4).
+Keypoints are reordered by the category's keypoint names into posevid's COCO order.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from posevid.errors import PosevidError
+from posevid.skeleton import COCO
+
+
+@dataclass
+class FrameRecord:
+    """One annotated frame. keypoints: (N, 17, 3) (x, y, v) in pixels, COCO order."""
+
+    image_id: int
+    file_name: str
+    frame_id: int
+    width: int
+    height: int
+    keypoints: np.ndarray
+    track_ids: np.ndarray  # (N,) int, -1 where the format has none
+    boxes: np.ndarray  # (N, 4) x, y, w, h
+    areas: np.ndarray  # (N,)
+    ignore: list = field(default_factory=list)  # segmentations (RLE/polygons) of crowds/unlabelled people
+
+
+@dataclass
+class VideoRecord:
+    video_id: int
+    frames: list[FrameRecord]  # sorted by frame_id
+
+
+def _keypoint_map(names: list[str]) -> np.ndarray:
+    """Index into the file's keypoints for each COCO keypoint (-1 where the file lacks it)."""
+    return np.array([names.index(n) if n in names else -1 for n in COCO.names])
+
+
+def read_annotations(path: str) -> list[VideoRecord]:
+    """Videos (stills are one-frame videos) with their annotations, in the file's image order."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise PosevidError(f"annotation file not found: {path}") from None
+    except json.JSONDecodeError as e:
+        raise PosevidError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
+        raise PosevidError(f"{path} is not a COCO-style annotation file (needs 'images' and 'annotations')")
+    cats = {c["id"]: c for c in data.get("categories", [])}
+    person = next((c for c in cats.values() if c.get("name") == "person"), None)
+    names = list(person["keypoints"]) if person and "keypoints" in person else list(COCO.names)
+    kmap = _keypoint_map(names)
+
+    by_image: dict[int, list] = {}
+    for a in data["annotations"]:
+        if person is not None and a.get("category_id", person["id"]) != person["id"]:
+            continue
+        by_image.setdefault(a["image_id"], []).append(a)
+
+    videos: dict[int, list[FrameRecord]] = {}
+    for img in data["images"]:
+        anns = by_image.get(img["id"], [])
+        kps, tids, boxes, areas, ignore = [], [], [], [], []
+        for a in anns:
+            raw = np.asarray(a.get("keypoints") or [0] * (3 * len(names)), np.float64).reshape(-1, 3)
+            kp = np.zeros((17, 3))
+            ok = kmap >= 0
+            kp[ok] = raw[kmap[ok]]
+            kp[kp[:, 2] <= 0] = 0.0
+            if a.get("iscrowd", 0) or (kp[:, 2] > 0).sum() == 0:
+                seg = a.get("segmentation")
+                if seg:
+                    ignore.append(seg)
+                elif a.get("bbox"):
+                    x, y, w, h = a["bbox"]
+                    ignore.append([[x, y, x + w, y, x + w, y + h, x, y + h]])
+                if a.get("iscrowd", 0):
+                    continue
+            kps.append(kp)
+            tids.append(int(a.get("track_id", -1)))
+            boxes.append(a.get("bbox") or [0, 0, 0, 0])
+            areas.append(float(a.get("area", 0.0)))
+        # PoseTrack 2018 marks unannotated people as polygons on the image.
+        for xs, ys in zip(img.get("ignore_regions_x") or [], img.get("ignore_regions_y") or []):
+            if len(xs) >= 3:
+                ignore.append([[float(v) for xy in zip(xs, ys) for v in xy]])
+        vid = img.get("video_id", img.get("vid_id", None))
+        key = int(vid) if vid is not None else -int(img["id"])  # stills: their own one-frame video
+        videos.setdefault(key, []).append(FrameRecord(
+            image_id=int(img["id"]), file_name=img["file_name"], frame_id=int(img.get("frame_id", 0)),
+            width=int(img.get("width", 0)), height=int(img.get("height", 0)),
+            keypoints=np.asarray(kps, np.float64).reshape(-1, 17, 3),
+            track_ids=np.asarray(tids, np.int64), boxes=np.asarray(boxes, np.float64).reshape(-1, 4),
+            areas=np.asarray(areas, np.float64), ignore=ignore,
+        ))
+    return [VideoRecord(k, sorted(v, key=lambda r: r.frame_id)) for k, v in videos.items()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Frames
+@functools.lru_cache(maxsize=4)
+def _decode_video(path: str) -> tuple[np.ndarray, ...]:
+    import imageio_ffmpeg
+
+    if not os.path.exists(path):
+        raise PosevidError(f"video not found: {path}")
+    gen = imageio_ffmpeg.read_frames(path, pix_fmt="bgr24")
+    meta = next(gen)
+    w, h = meta["size"]
+    return tuple(np.frombuffer(b, np.uint8).reshape(h, w, 3) for b in gen)
+
+
+def load_frame(root: str, record: FrameRecord) -> np.ndarray:
+    """(H, W, 3) BGR uint8 pixels of a frame: an image file, or frame t of "name.mp4#t"."""
+    name = record.file_name
+    if "#" in name and name.split("#")[0].endswith((".mp4", ".avi", ".mkv", ".mov")):
+        video, t = name.rsplit("#", 1)
+        frames = _decode_video(os.path.join(root, video))
+        if int(t) >= len(frames):
+            raise PosevidError(f"{video} has {len(frames)} frames, annotation asks for frame {t}")
+        return frames[int(t)]
+    img = cv2.imread(os.path.join(root, name), cv2.IMREAD_COLOR)
+    if img is None:
+        raise PosevidError(f"cannot read image {os.path.join(root, name)}")
+    return img
+
+
+def ignore_mask(record: FrameRecord, height: int, width: int) -> np.ndarray:
+    """(H, W) bool union of the frame's ignore regions (RLE or polygon segmentations)."""
+    from pycocotools import mask as mask_utils
+
+    out = np.zeros((height, width), bool)
+    for seg in record.ignore:
+        if isinstance(seg, dict):  # RLE: compressed (counts as text) or uncompressed (counts as a list)
+            rle = dict(seg)
+            if isinstance(rle["counts"], list):
+                rle = mask_utils.frPyObjects(rle, height, width)
+            elif isinstance(rle["counts"], str):
+                rle["counts"] = rle["counts"].encode("ascii")
+        else:  # polygons
+            rle = mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
+        out |= mask_utils.decode(rle).astype(bool)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Clip sampler with one augmentation per clip
+@dataclass(frozen=True)
+class Augment:
+    out_width: int = 256  # output frame size
+    out_height: int = 256
+    scale: tuple[float, float] = (0.75, 1.35)  # zoom range (log-uniform)
+    rotation_deg: float = 30.0  # max rotation either way
+    translate: float = 0.15  # max shift as a fraction of the output size
+    flip_prob: float = 0.5  # horizontal flip (left/right keypoints swapped)
+
+
+def random_affine(rng: np.random.Generator, width: int, height: int, aug: Augment) -> tuple[np.ndarray, bool]:
+    """A (2, 3) input->output affine (fit the frame, then zoom/rotate/shift/flip) and whether it flips."""
+    fit = min(aug.out_width / width, aug.out_height / height)
+    s = fit * float(np.exp(rng.uniform(np.log(aug.scale[0]), np.log(aug.scale[1]))))
+    a = np.deg2rad(rng.uniform(-aug.rotation_deg, aug.rotation_deg))
+    flip = bool(rng.uniform() < aug.flip_prob)
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    ox = (aug.out_width - 1) / 2 + rng.uniform(-aug.translate, aug.translate) * aug.out_width
+    oy = (aug.out_height - 1) / 2 + rng.uniform(-aug.translate, aug.translate) * aug.out_height
+    R = s * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    if flip:
+        R = R @ np.diag([-1.0, 1.0])
+    M = np.zeros((2, 3))
+    M[:, :2] = R
+    M[:, 2] = np.array([ox, oy]) - R @ np.array([cx, cy])
+    return M, flip
+
+
+def transform_keypoints(kp: np.ndarray, M: np.ndarray, flip: bool, width: int, height: int) -> np.ndarray:
+    """Apply the affine to (N, K, 3) keypoints; swap left/right when flipped; v = 0 outside the frame."""
+    out = kp.copy()
+    xy = kp[..., :2] @ M[:, :2].T + M[:, 2]
+    out[..., :2] = xy
+    if flip:
+        out = out[:, list(COCO.flip_index)]
+    outside = (out[..., 0] < -0.5) | (out[..., 0] > width - 0.5) | (out[..., 1] < -0.5) | (out[..., 1] > height - 0.5)
+    out[(out[..., 2] <= 0) | outside] = 0.0
+    return out
+
+
+@dataclass
+class Clip:
+    frames: np.ndarray  # (T, H, W, 3) BGR uint8
+    keypoints: list  # T arrays (N_t, 17, 3) in output pixels
+    track_ids: list  # T arrays (N_t,)
+    ignore: np.ndarray  # (T, H, W) bool
+    affine: np.ndarray  # (2, 3) input -> output transform used for the whole clip
+    flipped: bool
+
+
+class ClipSampler:
+    """Draws T consecutive frames of a video with one random augmentation for the whole clip.
+
+    Still images (one-frame videos) give T copies of the frame.
+    """
+
+    def __init__(self, videos: list[VideoRecord], root: str, clip_len: int, augment: Augment = Augment()):
+        if clip_len < 1:
+            raise ValueError("clip_len must be >= 1")
+        self.videos = [v for v in videos if v.frames]
+        self.root = root
+        self.clip_len = clip_len
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def sample(self, rng: np.random.Generator, video_index: int | None = None) -> Clip:
+        v = self.videos[int(rng.integers(0, len(self.videos))) if video_index is None else video_index]
+        T = self.clip_len
+        start = int(rng.integers(0, max(len(v.frames) - T, 0) + 1))
+        recs = [v.frames[min(start + t, len(v.frames) - 1)] for t in range(T)]
+        first = load_frame(self.root, recs[0])
+        H, W = first.shape[:2]
+        a = self.augment
+        M, flip = random_affine(rng, W, H, a)
+        frames, kps, tids, ign = [], [], [], []
+        for r in recs:
+            img = load_frame(self.root, r) if r is not recs[0] else first
+            frames.append(cv2.warpAffine(img, M, (a.out_width, a.out_height), flags=cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_CONSTANT))
+            kps.append(transform_keypoints(r.keypoints, M, flip, a.out_width, a.out_height))
+            tids.append(r.track_ids.copy())
+            m = ignore_mask(r, H, W).astype(np.uint8)
+            ign.append(cv2.warpAffine(m, M, (a.out_width, a.out_height), flags=cv2.INTER_NEAREST) > 0)
+        return Clip(np.stack(frames), kps, tids, np.stack(ign), M, flip)

@@ -1,0 +1,124 @@
+"""Readers for COCO / PoseTrack-style annotations and the clip sampler's consistent augmentation."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from posevid.data.readers import Augment, ClipSampler, ignore_mask, read_annotations
+from posevid.errors import PosevidError
+from posevid.skeleton import COCO
+
+
+def _write_frames(tmp_path, n, pts_per_frame, size=(96, 128)):
+    """Black frames with one bright dot per labelled keypoint (left wrist red, right wrist green)."""
+    names = []
+    for t in range(n):
+        img = np.zeros((*size, 3), np.uint8)
+        for j, (x, y) in pts_per_frame[t].items():
+            img[int(y), int(x)] = (0, 0, 255) if j == 9 else (0, 255, 0)
+        name = f"f{t:03d}.png"
+        cv2.imwrite(str(tmp_path / name), img)
+        names.append(name)
+    return names
+
+
+def _video_json(tmp_path, names, pts_per_frame, keypoint_names=COCO.names, video_key="video_id"):
+    images, anns = [], []
+    for t, name in enumerate(names):
+        images.append({"id": t + 1, video_key: 7, "frame_id": t, "file_name": name, "width": 128, "height": 96})
+        kp = [0.0] * (3 * len(keypoint_names))
+        for j, (x, y) in pts_per_frame[t].items():
+            k = keypoint_names.index(COCO.names[j])
+            kp[3 * k:3 * k + 3] = [x, y, 2]
+        anns.append({"id": t + 1, "image_id": t + 1, "category_id": 1, "track_id": 3, "keypoints": kp,
+                     "num_keypoints": len(pts_per_frame[t]), "bbox": [0, 0, 10, 10], "area": 100, "iscrowd": 0})
+    anns.append({"id": 99, "image_id": 1, "category_id": 1, "iscrowd": 1, "bbox": [100, 70, 20, 20], "area": 400,
+                 "segmentation": [[100, 70, 120, 70, 120, 90, 100, 90]], "keypoints": [0] * 51, "num_keypoints": 0})
+    cats = [{"id": 1, "name": "person", "keypoints": list(keypoint_names), "skeleton": []}]
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    return str(path)
+
+
+def test_posetrack_style_video_is_grouped_sorted_and_keeps_tracks(tmp_path):
+    pts = [{9: (20 + 4 * t, 30), 10: (80 - 4 * t, 40)} for t in range(5)]
+    names = _write_frames(tmp_path, 5, pts)
+    videos = read_annotations(_video_json(tmp_path, names[::-1][::-1], pts, video_key="vid_id"))
+    assert len(videos) == 1 and [f.frame_id for f in videos[0].frames] == list(range(5))
+    f0 = videos[0].frames[0]
+    assert f0.keypoints.shape == (1, 17, 3) and f0.track_ids.tolist() == [3]
+    np.testing.assert_allclose(f0.keypoints[0, 9], [20, 30, 2])
+    m = ignore_mask(f0, 96, 128)  # the crowd region
+    assert m[80, 110] and not m[10, 10]
+
+
+def test_posetrack_ignore_regions_become_ignore_masks(tmp_path):
+    pts = [{9: (20, 30)}]
+    names = _write_frames(tmp_path, 1, pts)
+    path = _video_json(tmp_path, names, pts)
+    data = json.loads(open(path).read())
+    data["annotations"] = [a for a in data["annotations"] if not a.get("iscrowd")]
+    data["images"][0]["ignore_regions_x"] = [[10, 30, 30, 10]]
+    data["images"][0]["ignore_regions_y"] = [[5, 5, 25, 25]]
+    open(path, "w").write(json.dumps(data))
+    m = ignore_mask(read_annotations(path)[0].frames[0], 96, 128)
+    assert m[15, 20] and not m[50, 50]
+
+
+def test_posetrack2018_head_slots_become_unlabelled(tmp_path):
+    pt_names = list(COCO.names)
+    pt_names[1], pt_names[2] = "head_bottom", "head_top"
+    pts = [{0: (10, 10), 9: (20, 30)}]
+    names = _write_frames(tmp_path, 1, pts)
+    path = _video_json(tmp_path, names, pts, keypoint_names=tuple(pt_names))
+    data = json.loads(open(path).read())
+    data["annotations"][0]["keypoints"][3:9] = [11, 5, 2, 12, 1, 2]  # head points must not become eyes
+    open(path, "w").write(json.dumps(data))
+    kp = read_annotations(path)[0].frames[0].keypoints[0]
+    assert kp[1, 2] == 0 and kp[2, 2] == 0 and kp[0, 2] == 2
+
+
+def test_coco_still_images_are_one_frame_videos(tmp_path):
+    pts = [{9: (20, 30)}, {10: (40, 50)}]
+    names = _write_frames(tmp_path, 2, pts)
+    path = _video_json(tmp_path, names, pts)
+    data = json.loads(open(path).read())
+    for img in data["images"]:
+        del img["video_id"], img["frame_id"]
+    open(path, "w").write(json.dumps(data))
+    videos = read_annotations(path)
+    assert len(videos) == 2 and all(len(v.frames) == 1 for v in videos)
+
+
+def test_clip_sampler_applies_one_augmentation_to_the_whole_clip(tmp_path):
+    pts = [{9: (30 + 6 * t, 40 + 2 * t), 10: (90 - 5 * t, 50)} for t in range(6)]
+    names = _write_frames(tmp_path, 6, pts)
+    sampler = ClipSampler(read_annotations(_video_json(tmp_path, names, pts)), str(tmp_path), clip_len=4,
+                          augment=Augment(out_width=128, out_height=128, flip_prob=1.0))
+    for seed in range(4):
+        clip = sampler.sample(np.random.default_rng(seed))
+        assert clip.frames.shape == (4, 128, 128, 3) and clip.flipped
+        for t in range(4):
+            kp = clip.keypoints[t][0]
+            # flipped: the red dot (the original left wrist) is now labelled as the right wrist
+            for j, channel in ((10, 2), (9, 1)):
+                if kp[j, 2] == 0:
+                    continue
+                img = clip.frames[t][..., channel].astype(float)
+                y, x = np.unravel_index(img.argmax(), img.shape)
+                assert img.max() > 20
+                assert abs(x - kp[j, 0]) <= 1.0 and abs(y - kp[j, 1]) <= 1.0
+        assert not np.array_equal(clip.frames[0], clip.frames[1])  # consecutive frames, not copies
+
+
+def test_reader_errors_are_one_line_posevid_errors(tmp_path):
+    with pytest.raises(PosevidError, match="not found"):
+        read_annotations(str(tmp_path / "missing.json"))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    with pytest.raises(PosevidError, match="not valid JSON"):
+        read_annotations(str(bad))
+    bad.write_text(json.dumps({"foo": 1}))
+    with pytest.raises(PosevidError, match="COCO-style"):
+        read_annotations(str(bad))

@@ -1,0 +1,211 @@
+"""The synthetic clip generator: determinism, projection/visibility truth, split yaws, the annotation
+file through pycocotools, the mp4 output and the `data` commands. Needs the `synth` extra (anny)."""
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("anny")
+
+from posevid.data import appearance as A  # noqa: E402
+from posevid.data import body as B  # noqa: E402
+from posevid.data import motion as M  # noqa: E402
+from posevid.data import synth as S  # noqa: E402
+
+
+def _pool():
+    return A.BackgroundPool([])  # procedural clutter: tests do not depend on installed photos
+
+
+@pytest.fixture(scope="module")
+def clip():
+    """One small training clip with the renderer's buffers, chosen to have several people."""
+    config = S.SynthConfig(num_clips=1, num_frames=6, width=128, height=96, seed=5, max_people=4, occluder_prob=1.0)
+    buffers = []
+    frames, anns, _ = S.compose_clip(config, 0, _pool(), buffers=buffers)
+    return config, frames, anns, buffers
+
+
+def test_visible_keypoints_lie_on_their_person_and_occluded_ones_behind_another_surface(clip):
+    config, frames, anns, buffers = clip
+    counts = {0: 0, 1: 0, 2: 0}
+    for t, frame_anns in enumerate(anns):
+        ids, depth = buffers[t]["ids"], buffers[t]["depth"]
+        for a in frame_anns:
+            kp = np.array(a["keypoints"]).reshape(17, 3)
+            pid = a["track_id"]
+            for j in range(17):
+                v = int(kp[j, 2])
+                counts[v] += 1
+                if v == 0:
+                    assert kp[j, 0] == 0 and kp[j, 1] == 0
+                    continue
+                c, r = int(round(kp[j, 0])), int(round(kp[j, 1]))
+                assert 0 <= c < config.width and 0 <= r < config.height
+                kd = buffers[t]["keypoint_depth"][pid, j]
+                tol = buffers[t]["keypoint_tolerance"][pid, j]
+                assert 0.03 <= tol < 0.3
+                if v == 2:  # nothing in front, and on the person's rendered mask (within a pixel)
+                    assert depth[r, c] >= kd - tol
+                    assert (ids[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2] == pid).any()
+                else:  # behind another surface: other people, objects, or its own body well in front
+                    assert depth[r, c] < kd - tol
+            mask = ids == pid
+            assert a["area"] == mask.sum()
+    assert counts[2] > 0 and counts[1] > 0
+
+
+def test_frames_and_annotation_fields(clip):
+    config, frames, anns, _ = clip
+    assert len(frames) == config.num_frames and frames[0].shape == (96, 128, 3) and frames[0].dtype == np.uint8
+    a = anns[0][0]
+    assert set(a) >= {"track_id", "keypoints", "num_keypoints", "bbox", "area", "segmentation", "iscrowd", "yaw"}
+    assert len(a["keypoints"]) == 51
+
+
+def test_same_seed_same_annotations_and_other_seed_differs(tmp_path):
+    cfg = S.SynthConfig(num_clips=2, num_frames=3, width=64, height=64, seed=11, write_video=False)
+    a = S.generate(cfg, str(tmp_path / "a"))
+    b = S.generate(cfg, str(tmp_path / "b"))
+    assert (tmp_path / "a" / "annotations.json").read_bytes() == (tmp_path / "b" / "annotations.json").read_bytes()
+    assert S.annotation_checksum(a) == S.annotation_checksum(b)
+    c = S.generate(S.SynthConfig(num_clips=2, num_frames=3, width=64, height=64, seed=12, write_video=False),
+                   str(tmp_path / "c"))
+    assert S.annotation_checksum(c) != S.annotation_checksum(a)
+
+
+@pytest.mark.parametrize("split", ["front", "side"])
+def test_split_yaw_ranges(split):
+    lo, hi = S.SPLIT_YAW[split]
+    cfg = S.SynthConfig(split=split, num_clips=1, num_frames=8, width=64, height=64, seed=3, max_people=3)
+    for index in range(2):
+        _, anns, _ = S.compose_clip(cfg, index, _pool())
+        yaws = np.abs([a["yaw"] for f in anns for a in f])
+        assert len(yaws) and ((yaws >= lo - 0.05) & (yaws <= hi + 0.05)).all()
+
+
+def test_facing_and_left_right_of_the_rest_body():
+    body = B.build_body(B.random_phenotype(np.random.default_rng(0)))
+    G = np.tile(np.eye(3), (body.num_joints, 1, 1))
+    verts, kps = B.skin(body, G, body.joint_rest[0])
+    np.testing.assert_allclose(verts, body.rest_vertices, atol=1e-5)  # identity pose = rest pose
+    assert np.rad2deg(S.facing_angles(kps[None]))[0] == pytest.approx(-90.0, abs=5.0)  # faces -y
+    assert kps[5, 0] > 0 and kps[11, 0] > 0 and kps[6, 0] < 0  # left side is +x
+    assert kps[0, 2] > kps[5, 2] > kps[11, 2] > kps[13, 2] > kps[15, 2]  # nose above shoulders ... ankles
+
+
+def test_mirrored_motion_swaps_sides():
+    files = M.list_bvh_files()
+    if not files:
+        pytest.skip("no BVH files (assimp-testmodels) installed")
+    clip = M.resample(M.read_bvh(files[0]), 1.0, 2, 30.0)
+    body = B.build_body(B.random_phenotype(np.random.default_rng(1)))
+    _, k1 = B.skin(body, *[x[1] for x in M.retarget(body, clip)])
+    _, k2 = B.skin(body, *[x[1] for x in M.retarget(body, M.mirror(clip))])
+    flip = list(__import__("posevid.skeleton", fromlist=["COCO"]).COCO.flip_index)
+    mirrored = k2[flip] * [-1, 1, 1]
+    np.testing.assert_allclose(mirrored - mirrored.mean(0), k1 - k1.mean(0), atol=0.03)
+
+
+def test_annotation_file_round_trips_through_pycocotools(tmp_path):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    cfg = S.SynthConfig(num_clips=2, num_frames=4, width=128, height=96, seed=2)
+    S.generate(cfg, str(tmp_path))
+    path = str(tmp_path / "annotations.json")
+    gt = COCO(path)
+    assert len(gt.getImgIds()) == 8 and gt.loadCats(1)[0]["keypoints"][0] == "nose"
+    data = json.load(open(path))
+    assert {"videos", "images", "annotations"} <= set(data)
+    assert all({"video_id", "frame_id"} <= set(i) for i in data["images"])
+    assert all("track_id" in a for a in data["annotations"])
+    dets = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+            for a in data["annotations"] if a["num_keypoints"] > 0]
+    ev = COCOeval(gt, gt.loadRes(dets), "keypoints")
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    assert ev.stats[0] == pytest.approx(1.0)  # ground truth as predictions: perfect AP
+    # the written videos decode to the annotated frames
+    from posevid.data.readers import load_frame, read_annotations
+
+    videos = read_annotations(path)
+    assert len(videos) == 2 and len(videos[0].frames) == 4
+    assert load_frame(str(tmp_path), videos[1].frames[3]).shape == (96, 128, 3)
+
+
+def test_synth_and_show_commands(tmp_path):
+    from typer.testing import CliRunner
+
+    from posevid.data.cli import app
+
+    out = tmp_path / "ds"
+    args = ["synth", str(out), "--clips", "1", "--frames", "3", "--size", "64x48", "--workers", "1"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert (out / "videos" / "000000.mp4").exists()
+    r = CliRunner().invoke(app, ["show", str(out), "--out", str(tmp_path / "sheet.png"), "--frames", "2"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "sheet.png").stat().st_size > 1000
+    r = CliRunner().invoke(app, ["synth", str(out), "--clips", "1"])
+    assert r.exit_code == 1 and "already holds a dataset" in r.output
+    r = CliRunner().invoke(app, ["synth", str(tmp_path / "x"), "--size", "65x48"])
+    assert r.exit_code == 1 and "even" in r.output
+
+
+def test_deepmimic_walk_is_upright_left_on_the_left_and_moves():
+    files = [f for f in M.list_deepmimic_files() if f.endswith("humanoid3d_walk.txt")]
+    if not files:
+        pytest.skip("pybullet_data not installed")
+    clip = M.read_deepmimic(files[0])
+    assert clip.fps == 30.0 and clip.num_frames >= 8 * 30  # looped to 8 s
+    body = B.build_body(B.random_phenotype(np.random.default_rng(2)))
+    G, root = M.retarget(body, M.resample(clip, 0.0, 60, 30.0))
+    kps = np.stack([B.skin(body, G[t], root[t])[1] for t in range(0, 60, 10)])
+    assert (kps[:, 0, 2] > kps[:, 11, 2] + 0.3).all() and (kps[:, 11, 2] > kps[:, 15, 2] + 0.5).all()
+    heading = np.rad2deg(S.facing_angles(kps))
+    lr = kps[:, 5] - kps[:, 6]  # left shoulder minus right shoulder
+    facing = np.stack([np.cos(np.deg2rad(heading)), np.sin(np.deg2rad(heading)), 0 * heading], 1)
+    assert (np.cross(facing, lr)[:, 2] > 0).all()  # left is to the left of the facing direction
+    walked = np.linalg.norm(root[-1, :2] - root[0, :2])
+    assert walked > 0.5  # about 1.3 m/s for 2 s; at least half a metre
+
+
+def test_eval_split_is_built_once_and_verified(tmp_path):
+    from posevid.data import splits
+    from posevid.errors import PosevidError
+
+    folder = splits.ensure_split("side", str(tmp_path), num_clips=1)
+    ann = tmp_path / folder.split("/")[-1] / "annotations.json"
+    assert ann.exists() and not (tmp_path / (ann.parent.name + ".partial")).exists()
+    stamp = ann.stat().st_mtime_ns
+    assert splits.ensure_split("side", str(tmp_path), num_clips=1) == folder and ann.stat().st_mtime_ns == stamp
+    got = splits.verify_split(folder, "side", None)
+    assert splits.verify_split(folder, "side", got) == got
+    with pytest.raises(PosevidError, match="does not match"):
+        splits.verify_split(folder, "side", "0" * 64)
+    with pytest.raises(PosevidError, match="unknown evaluation split"):
+        splits.ensure_split("back", str(tmp_path))
+    yaws = np.abs([a["yaw"] for a in json.load(open(ann))["annotations"]])
+    assert ((yaws >= 60) & (yaws <= 120)).all()
+
+
+def test_annotations_do_not_depend_on_installed_photos_or_objects(tmp_path):
+    import cv2
+
+    rng = np.random.default_rng(0)
+    photo = (rng.uniform(0, 255, (300, 400, 3))).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "photo.jpg"), photo)
+    obj = np.concatenate([rng.uniform(0, 255, (80, 60, 3)), np.full((80, 60, 1), 255.0)], 2).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "object.png"), obj)
+    for split in ("front", "train"):
+        cfg = S.SynthConfig(split=split, num_clips=1, num_frames=3, width=64, height=64, seed=8, occluder_prob=1.0)
+        _, a1, _ = S.compose_clip(cfg, 0, A.BackgroundPool([]))
+        _, a2, _ = S.compose_clip(cfg, 0, A.BackgroundPool([str(tmp_path / "photo.jpg")]))
+        assert a1 == a2
+    assert A.load_object(str(tmp_path / "object.png")) is not None
+    flat = obj.copy()
+    flat[..., :3] = 90  # a drawing, not a photo
+    cv2.imwrite(str(tmp_path / "flat.png"), flat)
+    assert A.load_object(str(tmp_path / "flat.png")) is None
