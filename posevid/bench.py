@@ -8,6 +8,7 @@ start-up (imports, model load) is reported apart as wall time.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import re
@@ -105,7 +106,7 @@ def main() -> None:
         short = make_clip(tmp / "short.mp4", 640, 272, n)
         long = make_clip(tmp / "long.mp4", 640, 272, 10 * n)
         common = ["--weights", str(lite), "--out", str(tmp / "out")]
-        results["lite 640x272 (input 160), video out"] = run_infer([str(short), *common])
+        results["lite 640x272 (input 128), video out"] = run_infer([str(short), *common])
         results["lite 640x272, keypoints only (--no-video)"] = run_infer([str(short), *common, "--no-video"])
         results[f"lite 640x272, 10x longer clip ({10 * n} frames)"] = run_infer([str(long), *common])
         w32 = random_weights("hrnet_w32", tmp)
@@ -113,6 +114,7 @@ def main() -> None:
         w32_args = [str(square), "--weights", str(w32), "--out", str(tmp / "out"), "--input-size", "512"]
         results["hrnet_w32 512x512, video out"] = run_infer(w32_args)
         results["hrnet_w32 512x512, flip test"] = run_infer([*w32_args, "--flip"])
+    synth = subprocess.run([sys.executable, "-m", "posevid.data.bench"], capture_output=True, text=True)
     import torch
 
     print(f"posevid bench — torch {torch.__version__}, {torch.get_num_threads()} threads, "
@@ -121,6 +123,13 @@ def main() -> None:
     for name, r in results.items():
         print(f"{name:52} {r['frames']:>6} {r['fps']:>9.2f} {1 / r['fps']:>8.3f} {r['wall_s']:>7.1f} "
               f"{r['peak_rss_mb_posevid']:>7.0f} {r['peak_rss_mb_with_ffmpeg']:>8.0f}")
+    if synth.returncode == 0:
+        r = ast.literal_eval(synth.stdout.strip().splitlines()[-1])
+        results["synthetic data generator"] = r
+        print(f"synthetic data generator: {r['frames_per_s']} rendered frames/s on one core at {r['size']} "
+              f"({r['people_per_clip']:.1f} people per clip; video encoding excluded)")
+    else:
+        print(f"synthetic data generator: not measured ({(synth.stderr.strip().splitlines() or ['?'])[-1]})")
     if a.json:
         a.json.write_text(json.dumps(results, indent=1))
 

@@ -94,8 +94,9 @@ def infer(
                                                            "[default: the model's].")] = None,
     stride: Annotated[int, typer.Option(help="Run the network on every N-th frame; frames between repeat "
                                              "the last poses (marked inferred=false).")] = 1,
-    batch: Annotated[int, typer.Option(help="Frames per network call (faster; the GRU still steps frame "
-                                            "by frame).")] = 2,
+    batch: Annotated[Optional[int], typer.Option(help="Frames per network call (the GRU still steps frame "
+                                                      "by frame) [default: the model's, 2 for lite, else 1].")]
+    = None,
     start_frame: Annotated[int, typer.Option(help="First frame to process.")] = 0,
     max_frames: Annotated[Optional[int], typer.Option(help="Process at most N frames.")] = None,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Skip inputs whose outputs exist.")] = False,
@@ -131,8 +132,8 @@ def infer(
                   "temporal": not no_temporal, "flip": flip, "input_size": predictor.input_size,
                   "threshold": threshold}
         opts = InferOptions(out_dir=out, write_video=not no_video, coco=format == Format.coco, stride=stride,
-                            batch=batch, start_frame=start_frame, max_frames=max_frames,
-                            skip_existing=skip_existing, resume=resume, header=header)
+                            batch=batch or predictor.model.cfg.infer_batch, start_frame=start_frame,
+                            max_frames=max_frames, skip_existing=skip_existing, resume=resume, header=header)
     except PosevidError as e:
         raise fail(str(e)) from None
 

@@ -27,6 +27,7 @@ class ModelConfig:
     num_keypoints: int = 17
     temporal_channels: int = 64  # ConvGRU hidden width
     input_size: int = 512  # test-time size of the shorter image side (rounded to a multiple of 32)
+    infer_batch: int = 1  # frames per network call in video inference (helps small models only)
 
     def __post_init__(self) -> None:
         if not self.stages:
@@ -89,6 +90,7 @@ MODELS: dict[str, ModelConfig] = {
         offset_blocks=1,
         temporal_channels=16,
         input_size=128,
+        infer_batch=2,
     ),
 }
 

@@ -34,7 +34,7 @@ class InferOptions:
     write_video: bool = True
     coco: bool = False  # also write COCO keypoint results (image_id = frame index)
     stride: int = 1  # run the network on every stride-th frame; frames between repeat the last poses
-    batch: int = 2  # frames per network call (a clip through the GRU); memory grows with it, not with video
+    batch: int = 1  # frames per network call (a clip through the GRU); memory grows with it, not with video
     start_frame: int = 0
     max_frames: int | None = None
     skip_existing: bool = False
