@@ -90,6 +90,25 @@ def random_weights(name: str, folder: Path) -> Path:
     return path
 
 
+def steady_state(name: str, size: int, flip: bool, frames: int = 3) -> float:
+    """Seconds per frame of Predictor.predict after one warm-up frame (no video I/O)."""
+    import numpy as np
+    import torch
+
+    from posevid.config import model_config
+    from posevid.model import DEKR
+    from posevid.predict import PredictConfig, Predictor
+
+    torch.manual_seed(0)
+    predictor = Predictor(DEKR(model_config(name)), PredictConfig(flip=flip, input_size=size))
+    image = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)
+    predictor(image)
+    t = time.perf_counter()
+    for _ in range(frames):
+        predictor(image)
+    return (time.perf_counter() - t) / frames
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer frames (a smoke run)")
@@ -114,6 +133,8 @@ def main() -> None:
         w32_args = [str(square), "--weights", str(w32), "--out", str(tmp / "out"), "--input-size", "512"]
         results["hrnet_w32 512x512, video out"] = run_infer(w32_args)
         results["hrnet_w32 512x512, flip test"] = run_infer([*w32_args, "--flip"])
+    steady = {flip: steady_state("hrnet_w32", 512, flip, 2 if a.quick else 4) for flip in (False, True)}
+    results["hrnet_w32 512x512 steady state, s/frame"] = {"no_flip": steady[False], "flip": steady[True]}
     synth = subprocess.run([sys.executable, "-m", "posevid.data.bench"], capture_output=True, text=True)
     import torch
 
@@ -121,8 +142,12 @@ def main() -> None:
           f"{os.cpu_count()} CPUs; lite: {lite_note}; hrnet_w32: random weights")
     print(f"{'case':52} {'frames':>6} {'frames/s':>9} {'s/frame':>8} {'wall s':>7} {'RSS MB':>7} {'+ffmpeg':>8}")
     for name, r in results.items():
+        if "frames" not in r:
+            continue
         print(f"{name:52} {r['frames']:>6} {r['fps']:>9.2f} {1 / r['fps']:>8.3f} {r['wall_s']:>7.1f} "
               f"{r['peak_rss_mb_posevid']:>7.0f} {r['peak_rss_mb_with_ffmpeg']:>8.0f}")
+    print(f"hrnet_w32 512x512, network + decoding after warm-up: {steady[False]:.2f} s/frame, "
+          f"{steady[True]:.2f} s/frame with flip test (official DEKR pipeline with flip: about 2.86 s/frame here)")
     if synth.returncode == 0:
         r = ast.literal_eval(synth.stdout.strip().splitlines()[-1])
         results["synthetic data generator"] = r
