@@ -194,7 +194,7 @@ class KeypointsWriter:
             keypoints: (P, K, 3) poses, (x, y, score) in source-frame pixels.
             scores: (P,) pose scores.
             track_ids: (P,) int track ids.
-            nms_score: the frame's score threshold used by pose NMS (recorded for reproducibility).
+            nms_score: the frame's local-NMS score (mean center-heatmap peak of the reported people).
             inferred: False when the poses were carried over rather than computed for this frame.
         """
         kp = _clean_keypoints(keypoints)

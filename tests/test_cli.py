@@ -116,13 +116,11 @@ def test_real_command_reports_errors_without_traceback(clip_factory, tmp_path):
         (["infer", str(clip), "--weights", str(tmp_path / "none.pt")], "not found"),
         (["infer", str(clip), "--model", "lite", "--out", str(clip / "x")], "output"),
     ]
-    env_no_default = {"POSEVID_WEIGHTS": ""}
     for args, message in cases:
         r = subprocess.run([sys.executable, "-m", "posevid", *args], capture_output=True, text=True)
         assert r.returncode == 1, r.stderr
         assert message in r.stderr and "Traceback" not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
-    assert env_no_default  # (the default-weights case is tested in-process below)
 
 
 def test_missing_default_weights_is_explained(clip_factory, tmp_path, monkeypatch):
