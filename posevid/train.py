@@ -196,6 +196,7 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, dict],
         state, _, payload = read_weights(last)
         if "optimizer" not in payload:
             raise PosevidError(f"{last}: not a training checkpoint (no optimiser state)")
+        _check_same_recipe(payload.get("train_config") or {}, cfg, last)
         load_state(model, state, str(last))
         optimizer.load_state_dict(payload["optimizer"])
         scheduler.load_state_dict(payload["scheduler"])
@@ -259,6 +260,18 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, dict],
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return last
+
+
+# What a resumed run must share with the run it continues (paths, workers and logging may change).
+RECIPE_FIELDS = ("model", "clip_len", "batch", "steps", "lr", "weight_decay", "input_size", "temporal",
+                 "offset_loss_weight", "seed")
+
+
+def _check_same_recipe(saved: dict, cfg: TrainConfig, where: Path) -> None:
+    for name in RECIPE_FIELDS:
+        if name in saved and saved[name] != getattr(cfg, name):
+            raise PosevidError(f"--resume: {where} was trained with {name}={saved[name]!r}, "
+                               f"not {getattr(cfg, name)!r}; pass the same settings to continue it")
 
 
 def _save(path: Path, model: DEKR, optimizer, scheduler, step: int, cfg: TrainConfig) -> None:

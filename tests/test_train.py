@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from posevid.config import model_config
+from posevid.errors import PosevidError
 from posevid.model import DEKR, load_model
 from posevid.skeleton import COCO
 from posevid.train import ClipStream, TrainConfig, heatmap_loss, load_sources, offset_loss, train
@@ -77,6 +78,8 @@ def test_resume_continues_exactly(coco_dir, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         train(config(coco_dir, tmp_path / "b"), on_step=stop_after_2)
+    with pytest.raises(PosevidError, match="was trained with lr=0.001, not 0.002"):
+        train(config(coco_dir, tmp_path / "b", lr=2e-3), resume=True)
     resumed = train(config(coco_dir, tmp_path / "b"), resume=True)
     a, b = load_model(weights=straight).state_dict(), load_model(weights=resumed).state_dict()
     for k in a:
