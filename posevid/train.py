@@ -277,13 +277,3 @@ def _check_same_recipe(saved: dict, cfg: TrainConfig, where: Path) -> None:
 def _save(path: Path, model: DEKR, optimizer, scheduler, step: int, cfg: TrainConfig) -> None:
     save_checkpoint(path, model, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), step=step,
                     torch_rng=torch.get_rng_state(), train_config=json.loads(json.dumps(asdict(cfg), default=str)))
-
-
-def export_weights(checkpoint: Path, out: Path) -> None:
-    """A training checkpoint → a small inference file (model and config only)."""
-    state, cfg, payload = read_weights(checkpoint)
-    if cfg is None:
-        raise PosevidError(f"{checkpoint}: not a posevid checkpoint")
-    model = DEKR(cfg, temporal=any(k.startswith("temporal.") for k in state))
-    load_state(model, state, str(checkpoint))
-    save_checkpoint(out, model, step=payload.get("step"), train_config=payload.get("train_config"))

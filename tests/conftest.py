@@ -138,20 +138,7 @@ def clip_factory(tmp_path):
     fps is a string ffmpeg understands ("25", "30000/1001"); rotate (clockwise degrees for display)
     is stored as display-matrix metadata; vfr=True gives frame i the pts vfr_pts_ms(i).
     """
-
-    def make(
-        name: str = "clip.mp4",
-        width: int = 160,
-        height: int = 120,
-        frames: int = 12,
-        fps: str = "25",
-        audio: bool = False,
-        rotate: int = 0,
-        vfr: bool = False,
-    ) -> Path:
-        return make_clip(tmp_path / name, width, height, frames, fps, audio, rotate, vfr)
-
-    return make
+    return lambda name="clip.mp4", **options: make_clip(tmp_path / name, **options)
 
 
 @pytest.fixture
