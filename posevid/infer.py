@@ -19,7 +19,7 @@ from posevid.decode import Poses
 from posevid.draw import draw_poses
 from posevid.errors import PosevidError
 from posevid.outputs import (CocoResultsWriter, KeypointsWriter, check_writable_dir, frame_arrays,
-                             read_keypoints, resume_keypoints)
+                             read_keypoints, replay_coco, resume_keypoints)
 from posevid.predict import Predictor
 from posevid.skeleton import COCO
 from posevid.track import Tracker
@@ -129,7 +129,7 @@ def infer_video(source: str | Path, predictor: Predictor, opts: InferOptions,
             keypoints = stack.enter_context(KeypointsWriter(kp_path, header))
         coco = stack.enter_context(CocoResultsWriter(coco_path)) if opts.coco else None
         if coco is not None and resume is not None:
-            _replay_coco(resume.partial, coco)
+            replay_coco(resume.partial, coco)  # COCO results cannot be appended to: rewrite them
         video = None
         if opts.write_video:
             whole = start == 0 and count == info.frame_count
@@ -176,11 +176,3 @@ def infer_video(source: str | Path, predictor: Predictor, opts: InferOptions,
     result.frames = count
     result.seconds = time.perf_counter() - t0
     return result
-
-
-def _replay_coco(partial: Path, coco: CocoResultsWriter) -> None:
-    """COCO results cannot be appended to, so a resumed run rewrites those of the frames already done."""
-    _, frames = read_keypoints(partial)
-    for f in frames:
-        kp, scores, _ = frame_arrays(f)
-        coco.write_frame(f["frame"], kp, scores)

@@ -474,12 +474,17 @@ def coco_results_from_keypoints(
 
     Returns the number of detections written.
     """
-    _, frames = read_keypoints(keypoints_path)
     with CocoResultsWriter(out_path, image_id_offset) as w:
-        for fr in frames:
-            kp, scores, _ = frame_arrays(fr, _num_keypoints(fr))
-            w.write_frame(fr["frame"], kp, scores)
+        replay_coco(keypoints_path, w)
     return w.count
+
+
+def replay_coco(keypoints_path: str | os.PathLike, writer: "CocoResultsWriter") -> None:
+    """Append to `writer` the COCO results of every frame in a keypoints file (or its .partial)."""
+    _, frames = read_keypoints(keypoints_path)
+    for fr in frames:
+        kp, scores, _ = frame_arrays(fr, _num_keypoints(fr))
+        writer.write_frame(fr["frame"], kp, scores)
 
 
 def _num_keypoints(frame: dict) -> int:
