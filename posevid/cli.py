@@ -170,6 +170,8 @@ def train(
     batch: Annotated[int, typer.Option(help="Clips per step (per process).")] = 8,
     lr: Annotated[float, typer.Option(help="Adam learning rate (warm-up, then cosine).")] = 1e-3,
     input_size: Annotated[int, typer.Option(help="Square training crop, multiple of 32.")] = 256,
+    zoom: Annotated[str, typer.Option(help="MIN,MAX scale augmentation (log-uniform) after fitting each "
+                                           "frame into the crop; above 1 zooms in on people.")] = "0.75,1.35",
     init: Annotated[Optional[Path], typer.Option(help="Start from an official DEKR or posevid checkpoint.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.pt exactly.")] = False,
     no_temporal: Annotated[bool, typer.Option("--no-temporal", help="Train the per-frame network.")] = False,
@@ -187,8 +189,12 @@ def train(
         from posevid.train import train as run_training
 
         dev = pick_device(device)
+        try:
+            zoom_range = tuple(float(z) for z in zoom.split(","))
+        except ValueError:
+            raise PosevidError(f"--zoom must be MIN,MAX numbers, got {zoom!r}") from None
         cfg = TrainConfig(out=out, data=tuple(data), model=model, image_root=image_root, clip_len=clip_len,
-                          batch=batch, steps=steps, lr=lr, input_size=input_size,
+                          batch=batch, steps=steps, lr=lr, input_size=input_size, zoom=zoom_range,
                           init=str(init) if init else None, temporal=not no_temporal, device=dev, amp=amp,
                           workers=workers, seed=seed, checkpoint_every=checkpoint_every, log_every=log_every)
         with _train_progress(steps) as on_step:
@@ -219,6 +225,8 @@ def eval_(
     out: Annotated[Path, typer.Option(help="Folder for the JSON report and the local-NMS plot.")]
     = Path("posevid-eval"),
     threshold: Annotated[float, typer.Option(help="Minimum pose score kept (0: all, as COCO AP wants).")] = 0.0,
+    no_temporal: Annotated[bool, typer.Option("--no-temporal", help="Score only the per-frame network "
+                                                                   "(half the time).")] = False,
     device: Annotated[Device, typer.Option(help="Where the network runs.")] = Device.auto,
 ) -> None:
     """Score the temporal model and its per-frame twin: local-NMS score, OKS, COCO AP, jitter."""
@@ -241,7 +249,8 @@ def eval_(
             name = annotations.stem
         path = resolve_weights(model or "lite", weights)
         dev = pick_device(device)
-        report = evaluate(load_model(model, path, temporal=True), load_model(model, path, temporal=False),
+        temporal = None if no_temporal else load_model(model, path, temporal=True)
+        report = evaluate(temporal, load_model(model, path, temporal=False),
                           annotations, videos, threshold=threshold, device=dev)
         report_path = out / f"{name}.json"
         tmp = report_path.with_name(report_path.name + ".partial")

@@ -456,7 +456,8 @@ def evaluate(
     """Run a temporal model and its per-frame twin over every video of an annotation file and score both.
 
     Args:
-        model_temporal, model_per_frame: DEKR networks (typically the same weights, temporal=True/False).
+        model_temporal, model_per_frame: DEKR networks (typically the same weights, temporal=True/False);
+            model_temporal may be None to score the per-frame network alone.
         annotations: COCO / PoseTrack-style keypoint annotation file.
         videos_root: folder the file names are relative to (default: the annotation file's folder).
         threshold: minimum pose score reported (0 keeps everything, as COCO AP wants).
@@ -474,17 +475,17 @@ def evaluate(
     annotations = Path(annotations)
     gt = load_ground_truth(annotations)
     root = Path(videos_root) if videos_root is not None else annotations.parent
-    predictors = [Predictor(m, PredictConfig(threshold=threshold), device=device)
-                  for m in (model_temporal, model_per_frame)]
-    scored: list[list[FrameEval]] = [[], []]
-    nms_curves: list[list[list[float]]] = [[], []]
+    named = [(n, m) for n, m in zip(MODEL_NAMES, (model_temporal, model_per_frame)) if m is not None]
+    predictors = [Predictor(m, PredictConfig(threshold=threshold), device=device) for _, m in named]
+    scored: list[list[FrameEval]] = [[] for _ in named]
+    nms_curves: list[list[list[float]]] = [[] for _ in named]
     names: list[str] = []
     empty = (np.zeros((0, len(COCO.names), 3)), np.zeros(0), np.zeros(0, np.int64))
     for v_index, video in enumerate(gt.videos):
         frame_of = {r.image_id: r for r in video.frames}
         sources = _sources(video, root)
         names.append(str(sources[0].video_path or sources[0].images[0][0]) if sources else "")
-        curves: list[list[float]] = [[], []]
+        curves: list[list[float]] = [[] for _ in named]
         for source in sources:
             for p in predictors:
                 p.reset()
@@ -499,11 +500,11 @@ def evaluate(
                         scored[m].append(FrameEval(video.video_id, frame_of[image_id].frame_id, image_id, g,
                                                    areas, tids, res.poses.keypoints, res.poses.scores,
                                                    res.nms_score))
-        for m in range(2):
+        for m in range(len(named)):
             nms_curves[m].append(curves[m])
         if progress:
             progress(v_index + 1, len(gt.videos))
-    models = [model_report(MODEL_NAMES[m], scored[m], gt, nms_curves[m]) for m in range(2)]
+    models = [model_report(name, scored[m], gt, nms_curves[m]) for m, (name, _) in enumerate(named)]
     return Report(str(annotations), names, float(threshold), models)
 
 

@@ -39,6 +39,7 @@ class TrainConfig:
     lr: float = 1e-3  # Adam; linear warm-up for 2% of the steps, then cosine decay to 0
     weight_decay: float = 0.0
     input_size: int = 256  # square training crop
+    zoom: tuple[float, float] = (0.75, 1.35)  # scale range (log-uniform) after fitting the frame into the crop
     init: str | None = None  # official DEKR or posevid checkpoint to start from
     temporal: bool = True
     offset_loss_weight: float = 0.03  # DEKR's COCO setting
@@ -54,6 +55,9 @@ class TrainConfig:
         self.data = tuple(str(d) for d in self.data)
         if not self.data:
             raise PosevidError("no training data: pass --data DIR_OR_FILE")
+        self.zoom = tuple(float(z) for z in self.zoom)
+        if len(self.zoom) != 2 or not 0 < self.zoom[0] <= self.zoom[1]:
+            raise PosevidError(f"--zoom must be MIN,MAX with 0 < MIN <= MAX, got {self.zoom}")
         if self.input_size % 32:
             raise PosevidError(f"--input-size must be a multiple of 32, got {self.input_size}")
         for name in ("clip_len", "batch", "steps", "checkpoint_every", "log_every"):
@@ -129,7 +133,7 @@ class StepSampler(Sampler):
 def load_sources(cfg: TrainConfig) -> list:
     from posevid.data.readers import Augment, ClipSampler, read_annotations
 
-    augment = Augment(out_width=cfg.input_size, out_height=cfg.input_size)
+    augment = Augment(out_width=cfg.input_size, out_height=cfg.input_size, scale=cfg.zoom)
     sources = []
     for d in cfg.data:
         path = Path(d)
@@ -263,13 +267,13 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, dict],
 
 
 # What a resumed run must share with the run it continues (paths, workers and logging may change).
-RECIPE_FIELDS = ("model", "clip_len", "batch", "steps", "lr", "weight_decay", "input_size", "temporal",
+RECIPE_FIELDS = ("model", "clip_len", "batch", "steps", "lr", "weight_decay", "input_size", "zoom", "temporal",
                  "offset_loss_weight", "seed")
 
 
 def _check_same_recipe(saved: dict, cfg: TrainConfig, where: Path) -> None:
     for name in RECIPE_FIELDS:
-        if name in saved and saved[name] != getattr(cfg, name):
+        if name in saved and saved[name] != json.loads(json.dumps(getattr(cfg, name))):  # tuples were saved as lists
             raise PosevidError(f"--resume: {where} was trained with {name}={saved[name]!r}, "
                                f"not {getattr(cfg, name)!r}; pass the same settings to continue it")
 

@@ -339,6 +339,10 @@ def test_evaluate_end_to_end(tmp_path, tiny_models):
     assert "temporal" in report.table() and "per-frame" in report.table()
     png = E.plot_nms_scores(report, tmp_path / "nms.png")
     assert cv2.imread(str(png)).shape == (400, 900, 3)
+    # --no-temporal: the per-frame network alone scores exactly as it did beside the temporal one
+    alone = E.evaluate(None, tiny_models[1], path, threshold=0.0, batch=4).to_dict()
+    assert list(alone["models"]) == ["per-frame"]
+    assert alone["models"]["per-frame"] == d["models"]["per-frame"]
 
 
 def test_evaluate_names_a_missing_video(tmp_path, tiny_models):

@@ -69,6 +69,17 @@ def test_clip_stream_is_deterministic_and_shaped(coco_dir, tmp_path):
     assert a["heatmaps"].max() > 0.9 and (a["offset_weight"] > 0).any()
 
 
+def test_zoom_scales_people_in_the_crops(coco_dir, tmp_path):
+    def spread(zoom):  # keypoint spread around each center, from the offset targets of one item
+        item = ClipStream(load_sources(config(coco_dir, tmp_path, input_size=128, zoom=zoom)), seed=0)[3]
+        off, w = item["offsets"], item["offset_weight"]
+        return off[w > 0].abs().mean().item()
+
+    assert spread((1.6, 1.6)) / spread((0.8, 0.8)) == pytest.approx(2.0, rel=0.25)
+    with pytest.raises(PosevidError, match="--zoom"):
+        config(coco_dir, tmp_path, zoom=(2.0, 1.0))
+
+
 def test_resume_continues_exactly(coco_dir, tmp_path):
     straight = train(config(coco_dir, tmp_path / "a"))
 
@@ -80,6 +91,8 @@ def test_resume_continues_exactly(coco_dir, tmp_path):
         train(config(coco_dir, tmp_path / "b"), on_step=stop_after_2)
     with pytest.raises(PosevidError, match="was trained with lr=0.001, not 0.002"):
         train(config(coco_dir, tmp_path / "b", lr=2e-3), resume=True)
+    with pytest.raises(PosevidError, match="was trained with zoom="):
+        train(config(coco_dir, tmp_path / "b", zoom=(1.0, 2.0)), resume=True)
     resumed = train(config(coco_dir, tmp_path / "b"), resume=True)
     a, b = load_model(weights=straight).state_dict(), load_model(weights=resumed).state_dict()
     for k in a:
