@@ -1,8 +1,10 @@
 """From DEKR's heatmaps and offsets to poses: pure tensor functions, all in output-map coordinates.
 
 Steps, each a named function: offsets → pose map; (optional) merge with the mirrored pass; local NMS on
-the center heatmap; keypoints regressed at the kept centers; keypoint scores read from the keypoint
-heatmaps at the regressed positions; pose NMS. Mapping to source pixels happens in `frames.Resize`.
+the center heatmap; keypoints regressed at the kept centers; (optional) each regressed keypoint moved to
+the nearest peak of its own heatmap within a radius set by the pose's size (as CenterNet does; not in
+DEKR); keypoint scores read from the keypoint heatmaps at the final positions; pose NMS. Mapping to
+source pixels happens in `frames.Resize`.
 """
 from __future__ import annotations
 
@@ -88,6 +90,46 @@ def sample_bilinear(maps: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     return out[:, 0, :, 0].T  # (P, K)
 
 
+def keypoint_peaks(heatmaps: torch.Tensor, top: int = 20, kernel: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Local maxima of each (K, h, w) keypoint heatmap → positions (K, M, 2) (x, y) and values (K, M).
+
+    The top M per map, highest first; each position moves a quarter pixel toward its higher neighbour
+    (the usual sub-pixel step for heatmap peaks). Maps with fewer maxima pad with value 0.
+    """
+    k, h, w = heatmaps.shape
+    pooled = F.max_pool2d(heatmaps[None], kernel, 1, kernel // 2)[0]
+    flat = torch.where(pooled == heatmaps, heatmaps, torch.zeros_like(heatmaps)).flatten(1)
+    values, idx = flat.topk(min(top, h * w), dim=1)
+    ys, xs = idx // w, idx % w
+    padded = F.pad(heatmaps, (1, 1, 1, 1), mode="replicate")
+    ch = torch.arange(k)[:, None]
+    dx = padded[ch, ys + 1, xs + 2] - padded[ch, ys + 1, xs]
+    dy = padded[ch, ys + 2, xs + 1] - padded[ch, ys, xs + 1]
+    pos = torch.stack((xs + 0.25 * torch.sign(dx), ys + 0.25 * torch.sign(dy)), -1).to(heatmaps.dtype)
+    return pos, values
+
+
+def snap_to_peaks(keypoints: torch.Tensor, peaks: torch.Tensor, peak_values: torch.Tensor, radius_ratio: float,
+                  min_value: float = 0.1) -> torch.Tensor:
+    """Moves each regressed keypoint to the nearest peak of its own heatmap, if one lies close enough.
+
+    keypoints (P, K, 2); peaks (K, M, 2) and peak_values (K, M) from `keypoint_peaks`. A peak qualifies
+    when its value is at least `min_value` and it lies within radius_ratio × the longer side of the pose's
+    keypoint box; keypoints without one stay where regression put them.
+    """
+    if keypoints.shape[0] == 0 or radius_ratio <= 0:
+        return keypoints
+    span = (keypoints.amax(1) - keypoints.amin(1)).amax(-1)  # (P,) longer side of the pose box
+    radius = (radius_ratio * span).clamp(min=1.0)
+    dist = (keypoints[:, :, None, :] - peaks[None]).norm(dim=-1)  # (P, K, M)
+    ok = (peak_values[None] >= min_value) & (dist <= radius[:, None, None])
+    dist = torch.where(ok, dist, torch.full_like(dist, float("inf")))
+    best = dist.argmin(-1)  # (P, K)
+    p, k = best.shape
+    nearest = peaks[torch.arange(k)[None].expand(p, k), best]  # (P, K, 2)
+    return torch.where(ok.any(-1)[..., None], nearest, keypoints)
+
+
 def pose_nms(keypoints: torch.Tensor, scores: torch.Tensor, dist_ratio: float = 0.05,
              min_close: int = 8) -> torch.Tensor:
     """Greedy pose NMS (DEKR's rule): pose j duplicates a kept pose i when more than `min_close` of their
@@ -112,12 +154,18 @@ def pose_nms(keypoints: torch.Tensor, scores: torch.Tensor, dist_ratio: float = 
 
 
 def decode(heatmaps: torch.Tensor, poses: torch.Tensor, max_people: int = 30, center_threshold: float = 0.01,
-           nms_kernel: int = 3, nms_dist_ratio: float = 0.05, nms_min_close: int = 8) -> Poses:
-    """heatmaps (K+1, h, w) and pose map (h, w, K, 2) of one image → Poses in map coordinates."""
+           nms_kernel: int = 3, nms_dist_ratio: float = 0.05, nms_min_close: int = 8,
+           snap_radius: float = 0.0) -> Poses:
+    """heatmaps (K+1, h, w) and pose map (h, w, K, 2) of one image → Poses in map coordinates.
+
+    snap_radius > 0 moves regressed keypoints to nearby heatmap peaks (`snap_to_peaks`); 0 is DEKR's decoding.
+    """
     k = heatmaps.shape[0] - 1
     h, w = heatmaps.shape[-2:]
     idx, center_scores = center_peaks(heatmaps[k], max_people, center_threshold, nms_kernel)
     kpts = poses.reshape(h * w, k, 2)[idx]  # (P, K, 2)
+    if snap_radius > 0 and len(idx):
+        kpts = snap_to_peaks(kpts, *keypoint_peaks(heatmaps[:k]), snap_radius)
     kpt_scores = sample_bilinear(heatmaps[:k], kpts).clamp(0, 1)
     scores = center_scores * kpt_scores.mean(1)
     keep = pose_nms(kpts, scores, nms_dist_ratio, nms_min_close)

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from posevid.decode import center_peaks, decode, merge_flipped, pose_map, pose_nms, sample_bilinear
+from posevid.decode import (center_peaks, decode, keypoint_peaks, merge_flipped, pose_map, pose_nms, sample_bilinear,
+                            snap_to_peaks)
 from posevid.frames import Resize, to_tensor
 from posevid.skeleton import COCO
 
@@ -72,6 +73,39 @@ def test_decode_recovers_two_people_exactly():
     # keypoint scores are the keypoint heatmaps at the regressed positions; pose score = center × mean
     assert np.all((poses.keypoints[..., 2] > 0.8) & (poses.keypoints[..., 2] <= 0.9))  # bilinear of the 0.9 peak
     assert np.allclose(poses.scores, poses.center_scores * poses.keypoints[..., 2].mean(1))
+
+
+def test_keypoint_peaks_with_quarter_pixel_step():
+    heat = torch.zeros(2, 10, 12)
+    heat[0] = gaussian(10, 12, 4.3, 6.0, peak=0.8) + gaussian(10, 12, 10.0, 6.0, peak=0.3)
+    pos, values = keypoint_peaks(heat, top=3)
+    assert pos.shape == (2, 3, 2) and values.shape == (2, 3)
+    assert pos[0, 0].tolist() == [4.25, 6.0]  # right neighbour higher → +0.25 in x; symmetric in y → 0
+    assert pos[0, 1].tolist() == [9.75, 6.0]  # the first peak's tail lifts its left neighbour
+    assert values[0, :2].tolist() == pytest.approx([0.8, 0.3], abs=0.02)  # value at the integer pixel
+    assert values[1].max() == 0  # an empty map has no peak above 0
+
+
+def test_snap_moves_keypoints_to_close_strong_peaks_only():
+    kpts = torch.tensor([[[10.0, 10.0], [10.0, 30.0]]])  # one pose, K=2, box 0 × 20 → radius 0.25 × 20 = 5
+    peaks = torch.tensor([[[12.0, 11.0], [10.0, 10.0]],   # keypoint 0: a close peak and an exact weak one
+                          [[10.0, 40.0], [0.0, 0.0]]])    # keypoint 1: only a far peak
+    values = torch.tensor([[0.5, 0.05], [0.9, 0.0]])
+    out = snap_to_peaks(kpts, peaks, values, radius_ratio=0.25)
+    assert out[0, 0].tolist() == [12.0, 11.0]  # the weak exact peak is below min_value
+    assert out[0, 1].tolist() == [10.0, 30.0]  # 10 px away > radius: stays
+    assert torch.equal(snap_to_peaks(kpts, peaks, values, radius_ratio=0.0), kpts)
+
+
+def test_decode_with_snap_corrects_a_rough_regression():
+    rng = np.random.default_rng(1)
+    truth = random_pose(rng, 20, 18)
+    heat, _ = person_maps(36, 40, [((20, 18), truth, 0.9)])
+    _, off = person_maps(36, 40, [((20, 18), truth + rng.uniform(-1.5, 1.5, truth.shape), 0.9)])
+    rough = decode(heat, pose_map(off)).keypoints[0, :, :2]
+    snapped = decode(heat, pose_map(off), snap_radius=0.3).keypoints[0, :, :2]
+    assert np.abs(rough - truth).max() > 0.5
+    assert np.abs(snapped - truth).max() <= 0.25 + 0.5  # integer peak + quarter step of a sub-pixel truth
 
 
 def test_decode_of_empty_maps_is_empty():
