@@ -78,6 +78,11 @@ def resolve_weights(model: str, weights: Optional[Path]) -> Path:
     return default
 
 
+def check_input_size(size: int | None) -> None:
+    if size is not None and (size < 32 or size % 32):
+        raise PosevidError(f"--input-size must be a positive multiple of 32, got {size}")
+
+
 @app.command()
 def infer(
     inputs: Annotated[list[str], typer.Argument(help="Video files, folders of videos, or glob patterns.")],
@@ -104,6 +109,8 @@ def infer(
                                                           "keypoints file.")] = False,
     format: Annotated[Format, typer.Option("--format", help="jsonl, or coco to also write COCO results.")]
     = Format.jsonl,
+    snap: Annotated[Optional[float], typer.Option(help="Move keypoints to heatmap peaks within SNAP × pose "
+                                                       "size; 0: DEKR's decoding [default: the weights'].")] = None,
 ) -> None:
     """Estimate poses in videos: writes OUT/<name>.pose.jsonl and an annotated OUT/<name>.pose.mp4."""
     from rich.console import Console
@@ -122,15 +129,15 @@ def infer(
     from posevid.predict import PredictConfig
 
     try:
-        if input_size is not None and (input_size < 32 or input_size % 32):
-            raise PosevidError(f"--input-size must be a positive multiple of 32, got {input_size}")
+        check_input_size(input_size)
         check_writable_dir(out)
         path = resolve_weights(model or "lite", weights)
         predictor = load_predictor(model, path, device, not no_temporal,
-                                   PredictConfig(threshold=threshold, flip=flip, input_size=input_size))
+                                   PredictConfig(threshold=threshold, flip=flip, input_size=input_size,
+                                                 snap_radius=snap))
         header = {"model": predictor.model.cfg.name, "weights": str(path), "weights_sha256": sha256_file(path),
                   "temporal": not no_temporal, "flip": flip, "input_size": predictor.input_size,
-                  "threshold": threshold}
+                  "snap_radius": predictor.snap_radius, "threshold": threshold}
         opts = InferOptions(out_dir=out, write_video=not no_video, coco=format == Format.coco, stride=stride,
                             batch=batch or predictor.model.cfg.infer_batch, start_frame=start_frame,
                             max_frames=max_frames, skip_existing=skip_existing, resume=resume, header=header)
@@ -227,6 +234,11 @@ def eval_(
     threshold: Annotated[float, typer.Option(help="Minimum pose score kept (0: all, as COCO AP wants).")] = 0.0,
     no_temporal: Annotated[bool, typer.Option("--no-temporal", help="Score only the per-frame network "
                                                                    "(half the time).")] = False,
+    input_size: Annotated[Optional[int], typer.Option(help="Shorter input side, multiple of 32 "
+                                                           "[default: the weights'].")] = None,
+    flip: Annotated[bool, typer.Option("--flip", help="Flip test.")] = False,
+    snap: Annotated[Optional[float], typer.Option(help="Move keypoints to heatmap peaks within SNAP × pose "
+                                                       "size; 0: DEKR's decoding [default: the weights'].")] = None,
     device: Annotated[Device, typer.Option(help="Where the network runs.")] = Device.auto,
 ) -> None:
     """Score the temporal model and its per-frame twin: local-NMS score, OKS, COCO AP, jitter."""
@@ -235,10 +247,12 @@ def eval_(
     from posevid.evaluate import evaluate, plot_nms_scores
     from posevid.model import load_model
     from posevid.outputs import check_writable_dir
+    from posevid.predict import PredictConfig
 
     try:
         if (split is None) == (annotations is None):
             raise PosevidError("pass exactly one of --split or --annotations")
+        check_input_size(input_size)
         check_writable_dir(out)
         if split is not None:
             from posevid.data.splits import ensure_split
@@ -250,11 +264,14 @@ def eval_(
         path = resolve_weights(model or "lite", weights)
         dev = pick_device(device)
         temporal = None if no_temporal else load_model(model, path, temporal=True)
-        report = evaluate(temporal, load_model(model, path, temporal=False),
-                          annotations, videos, threshold=threshold, device=dev)
+        per_frame = load_model(model, path, temporal=False)
+        report = evaluate(temporal, per_frame, annotations, videos, threshold=threshold, device=dev,
+                          predict=PredictConfig(flip=flip, input_size=input_size, snap_radius=snap))
+        settings = {"weights": str(path), "input_size": input_size or per_frame.cfg.input_size, "flip": flip,
+                    "snap_radius": per_frame.cfg.snap_radius if snap is None else snap}
         report_path = out / f"{name}.json"
         tmp = report_path.with_name(report_path.name + ".partial")
-        tmp.write_text(json.dumps({**report.to_dict(), "weights": str(path)}, indent=1))
+        tmp.write_text(json.dumps({**report.to_dict(), **settings}, indent=1))
         tmp.replace(report_path)
         plot = plot_nms_scores(report, out / f"{name}_nms_score.png")
     except PosevidError as e:

@@ -28,6 +28,7 @@ class ModelConfig:
     temporal_channels: int = 64  # ConvGRU hidden width
     input_size: int = 512  # test-time size of the shorter image side (rounded to a multiple of 32)
     infer_batch: int = 1  # frames per network call in video inference (helps small models only)
+    snap_radius: float = 0.0  # decoding default for these weights (decode.snap_to_peaks); 0 = DEKR's decoding
 
     def __post_init__(self) -> None:
         if not self.stages:

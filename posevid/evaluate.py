@@ -28,9 +28,9 @@ import io
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import cv2
 import numpy as np
@@ -40,6 +40,9 @@ from posevid.errors import PosevidError
 from posevid.metrics import oks
 from posevid.skeleton import COCO
 from posevid.video import batches
+
+if TYPE_CHECKING:
+    from posevid.predict import PredictConfig
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 MODEL_NAMES = ("temporal", "per-frame")
@@ -452,6 +455,7 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
     device: str = "cpu",
     batch: int = 8,
+    predict: PredictConfig | None = None,
 ) -> Report:
     """Run a temporal model and its per-frame twin over every video of an annotation file and score both.
 
@@ -464,6 +468,7 @@ def evaluate(
         progress: optional callable(done_videos, total_videos).
         device: where the models run.
         batch: frames per `Predictor.predict` call (memory stays flat: one batch at a time).
+        predict: decoding settings (input size, flip, snapping); its threshold is replaced by `threshold`.
 
     Every frame of a video goes through each predictor in order (the ConvGRU needs consecutive
     frames); predictions are kept only for the annotated, labelled frames.
@@ -476,7 +481,8 @@ def evaluate(
     gt = load_ground_truth(annotations)
     root = Path(videos_root) if videos_root is not None else annotations.parent
     named = [(n, m) for n, m in zip(MODEL_NAMES, (model_temporal, model_per_frame)) if m is not None]
-    predictors = [Predictor(m, PredictConfig(threshold=threshold), device=device) for _, m in named]
+    config = replace(predict or PredictConfig(), threshold=threshold)
+    predictors = [Predictor(m, config, device=device) for _, m in named]
     scored: list[list[FrameEval]] = [[] for _ in named]
     nms_curves: list[list[list[float]]] = [[] for _ in named]
     names: list[str] = []

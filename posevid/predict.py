@@ -21,7 +21,7 @@ class PredictConfig:
     flip: bool = False  # average with a pass on the mirrored frame (2× slower, slightly more accurate)
     input_size: int | None = None  # shorter input side; None = the model's own
     scene_cut: float = 0.2  # mean absolute thumbnail difference (0..1) that resets the GRU state
-    snap_radius: float = 0.0  # > 0: move keypoints to heatmap peaks within this × pose size (decode.snap_to_peaks)
+    snap_radius: float | None = None  # keypoints move to heatmap peaks within this × pose size; None = the model's
 
 
 @dataclass
@@ -41,6 +41,8 @@ class Predictor:
         self.device = torch.device(device)
         self.skeleton = skeleton
         self.input_size = self.config.input_size or model.cfg.input_size
+        snap = self.config.snap_radius
+        self.snap_radius = model.cfg.snap_radius if snap is None else snap
         self.reset()
 
     def reset(self) -> None:
@@ -101,7 +103,7 @@ class Predictor:
                 heat, poses = merge_flipped(heat, poses, heatmaps[1, t], pose_map(offsets[1, t]),
                                             self.skeleton.flip_index, plan.out_w)
             found = decode(heat, poses, self.config.max_people, self.config.center_threshold,
-                           snap_radius=self.config.snap_radius)
+                           snap_radius=self.snap_radius)
             found = found.select(found.scores >= self.config.threshold)
             found.keypoints[..., :2] = plan.to_source(found.keypoints[..., :2] * STRIDE)
             nms_score = float(found.center_scores.mean()) if len(found) else 0.0

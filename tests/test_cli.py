@@ -229,8 +229,17 @@ def test_eval_command_on_own_annotations(weights, tmp_path):
     report = json.loads((tmp_path / "rep" / "annotations.json").read_text())
     assert set(report["models"]) == {"temporal", "per-frame"}
     assert (tmp_path / "rep" / "annotations_nms_score.png").stat().st_size > 0
+    code, stdout, stderr = run_eval("--annotations", ann, "--weights", weights, "--out", tmp_path / "rep2",
+                                    "--no-temporal", "--snap", "0.3", "--input-size", "64")
+    assert code == 0, stderr
+    alone = json.loads((tmp_path / "rep2" / "annotations.json").read_text())
+    assert set(alone["models"]) == {"per-frame"} and "temporal" not in stdout
+    assert (alone["input_size"], alone["snap_radius"], report["snap_radius"]) == (64, 0.3, 0.0)
+    assert alone["models"]["per-frame"]["oks_score"] != report["models"]["per-frame"]["oks_score"]
     code, _, stderr = run_eval("--weights", weights)
     assert code == 1 and "exactly one of --split or --annotations" in stderr
+    code, _, stderr = run_eval("--annotations", ann, "--weights", weights, "--input-size", "50")
+    assert code == 1 and "--input-size must be a positive multiple of 32" in stderr
 
 
 def run_eval(*args):

@@ -87,3 +87,17 @@ def test_flip_test_runs_the_mirror_as_a_second_stream(model):
         assert np.allclose(kp(x), kp(y), atol=1e-3)
     plain = Predictor(model, PredictConfig(threshold=0)).predict(clip)
     assert not np.allclose(kp(a[2])[:3], kp(plain[2])[:3], atol=1e-3)  # the mirror pass changes the result
+
+
+def test_snap_radius_defaults_to_the_weights_setting(model):
+    from dataclasses import replace
+
+    snapping = DEKR(replace(model.cfg, snap_radius=0.5))
+    snapping.load_state_dict(model.state_dict())
+    assert Predictor(model).snap_radius == 0.0  # DEKR's decoding unless the weights say otherwise
+    assert Predictor(snapping).snap_radius == 0.5
+    assert Predictor(snapping, PredictConfig(snap_radius=0.0)).snap_radius == 0.0
+    img = frames(7, 1)[0]
+    plain = kp(Predictor(model, PredictConfig(threshold=0))(img))
+    snapped = kp(Predictor(snapping.eval(), PredictConfig(threshold=0))(img))
+    assert plain.shape == snapped.shape and not np.allclose(plain, snapped)
