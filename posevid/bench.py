@@ -122,10 +122,15 @@ def main() -> None:
         lite_note = "shipped weights" if lite.is_file() else "random weights (no shipped weights yet)"
         if not lite.is_file():
             lite = random_weights("lite", tmp)
+        from posevid.model import read_weights
+
+        size = read_weights(lite)[1].input_size  # the network input the weights were made for
         short = make_clip(tmp / "short.mp4", 640, 272, n)
         long = make_clip(tmp / "long.mp4", 640, 272, 10 * n)
         common = ["--weights", str(lite), "--out", str(tmp / "out")]
-        results["lite 640x272 (input 128), video out"] = run_infer([str(short), *common])
+        results[f"lite 640x272 (input {size}), video out"] = run_infer([str(short), *common])
+        if size != 128:
+            results["lite 640x272, --input-size 128"] = run_infer([str(short), *common, "--input-size", "128"])
         results["lite 640x272, keypoints only (--no-video)"] = run_infer([str(short), *common, "--no-video"])
         results[f"lite 640x272, 10x longer clip ({10 * n} frames)"] = run_infer([str(long), *common])
         w32 = random_weights("hrnet_w32", tmp)

@@ -209,3 +209,15 @@ def test_annotations_do_not_depend_on_installed_photos_or_objects(tmp_path):
     flat[..., :3] = 90  # a drawing, not a photo
     cv2.imwrite(str(tmp_path / "flat.png"), flat)
     assert A.load_object(str(tmp_path / "flat.png")) is None
+
+
+def test_photos_added_after_the_pinned_splits_go_to_training_only():
+    def listed(path):
+        with open(path) as f:
+            return [ln.split("|", 1)[-1].strip() for ln in f if ln.strip() and not ln.startswith("#")]
+
+    pinned, later = listed(A.ALLOW_LIST), listed(A.TRAIN_ONLY_LIST)
+    assert not set(pinned) & set(later) and len(set(later)) == len(later)
+    front, train = set(S.background_paths("front")), set(S.background_paths("train"))
+    assert not front & set(later) and not front & train
+    assert set(A.curated_backgrounds(A.TRAIN_ONLY_LIST)) <= train  # those installed here

@@ -17,14 +17,15 @@ from posevid.data.body import PARTS, Body
 
 # Curated real photographs (no people) from Debian packages, with package and licence notes.
 ALLOW_LIST = os.path.join(os.path.dirname(__file__), "backgrounds.txt")
+TRAIN_ONLY_LIST = os.path.join(os.path.dirname(__file__), "backgrounds-train.txt")  # added after the splits were pinned
 _IMAGE_EXT = (".jpg", ".jpeg", ".png", ".webp")
 _MIN_SIDE = 240
 
 
-def curated_backgrounds() -> list[str]:
-    """The photos of backgrounds.txt that are installed here, sorted."""
+def curated_backgrounds(list_file: str = ALLOW_LIST) -> list[str]:
+    """The photos of a curated list (default backgrounds.txt) that are installed here, sorted."""
     out = []
-    with open(ALLOW_LIST) as f:
+    with open(list_file) as f:
         for line in f:
             if line.strip() and not line.startswith("#"):
                 path = line.split("|", 1)[-1].strip()

@@ -489,9 +489,12 @@ def write_video(path: str, frames: list[np.ndarray], fps: float, crf: int) -> No
 
 
 def background_paths(split: str) -> list[str]:
+    """The curated photos of a split: one in five of backgrounds.txt is held out for front/side; the
+    photos of backgrounds-train.txt (added later) go to training only, so the pinned splits never change."""
     paths = A.list_backgrounds()
-    held = [p for p in paths if A.is_heldout_background(p)]
-    return held if split != "train" else [p for p in paths if not A.is_heldout_background(p)]
+    if split != "train":
+        return [p for p in paths if A.is_heldout_background(p)]
+    return sorted([p for p in paths if not A.is_heldout_background(p)] + A.curated_backgrounds(A.TRAIN_ONLY_LIST))
 
 
 def generate(config: SynthConfig, out_dir: str, workers: int = 1, progress=None,
