@@ -215,6 +215,7 @@ def test_temporal_and_per_frame_twin_differ_only_through_the_gru(clip_factory, w
         assert code == 0, stderr
         outs[bool(flag)] = lines(out / "t.pose.jsonl")
     assert outs[False][0]["temporal"] is True and outs[True][0]["temporal"] is False
+    assert outs[False][0]["snap_radius"] == 0.0  # DEKR decoding unless the weights or --snap say otherwise
     kp = lambda f: np.array([p["keypoints"] for p in f["persons"]])  # noqa: E731
     assert not np.allclose(kp(outs[False][1][2]), kp(outs[True][1][2]))
 
