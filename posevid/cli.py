@@ -267,11 +267,9 @@ def eval_(
         per_frame = load_model(model, path, temporal=False)
         report = evaluate(temporal, per_frame, annotations, videos, threshold=threshold, device=dev,
                           predict=PredictConfig(flip=flip, input_size=input_size, snap_radius=snap))
-        settings = {"weights": str(path), "input_size": input_size or per_frame.cfg.input_size, "flip": flip,
-                    "snap_radius": per_frame.cfg.snap_radius if snap is None else snap}
         report_path = out / f"{name}.json"
         tmp = report_path.with_name(report_path.name + ".partial")
-        tmp.write_text(json.dumps({**report.to_dict(), **settings}, indent=1))
+        tmp.write_text(json.dumps({**report.to_dict(), "weights": str(path)}, indent=1))
         tmp.replace(report_path)
         plot = plot_nms_scores(report, out / f"{name}_nms_score.png")
     except PosevidError as e:

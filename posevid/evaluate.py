@@ -411,10 +411,11 @@ class Report:
     videos: list[str]  # where each video's frames came from (mp4 or first image), in evaluation order
     threshold: float  # minimum pose score the predictors reported
     models: list[ModelReport]  # temporal first, then per-frame
+    decoding: dict = field(default_factory=dict)  # input_size, flip, snap_radius as the predictors resolved them
 
     def to_dict(self) -> dict:
         return {"annotations": self.annotations, "videos": self.videos, "threshold": self.threshold,
-                "models": {m.name: m.to_dict() for m in self.models}}
+                **self.decoding, "models": {m.name: m.to_dict() for m in self.models}}
 
     def table(self) -> str:
         """The models side by side as a plain-text table."""
@@ -511,7 +512,9 @@ def evaluate(
         if progress:
             progress(v_index + 1, len(gt.videos))
     models = [model_report(name, scored[m], gt, nms_curves[m]) for m, (name, _) in enumerate(named)]
-    return Report(str(annotations), names, float(threshold), models)
+    p = predictors[-1]
+    decoding = {"input_size": p.input_size, "flip": p.config.flip, "snap_radius": p.snap_radius}
+    return Report(str(annotations), names, float(threshold), models, decoding)
 
 
 # ---------------------------------------------------------------------------------------------
