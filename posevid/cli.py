@@ -179,6 +179,8 @@ def train(
     input_size: Annotated[int, typer.Option(help="Square training crop, multiple of 32.")] = 256,
     zoom: Annotated[str, typer.Option(help="MIN,MAX scale augmentation (log-uniform) after fitting each "
                                            "frame into the crop; above 1 zooms in on people.")] = "0.75,1.35",
+    offset_weight: Annotated[float, typer.Option(help="Weight of the offset loss against the heatmap loss "
+                                                       "(DEKR's COCO value 0.03 assumes a pretrained backbone).")] = 0.03,
     init: Annotated[Optional[Path], typer.Option(help="Start from an official DEKR or posevid checkpoint.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.pt exactly.")] = False,
     no_temporal: Annotated[bool, typer.Option("--no-temporal", help="Train the per-frame network.")] = False,
@@ -202,7 +204,7 @@ def train(
             raise PosevidError(f"--zoom must be MIN,MAX numbers, got {zoom!r}") from None
         cfg = TrainConfig(out=out, data=tuple(data), model=model, image_root=image_root, clip_len=clip_len,
                           batch=batch, steps=steps, lr=lr, input_size=input_size, zoom=zoom_range,
-                          init=str(init) if init else None, temporal=not no_temporal, device=dev, amp=amp,
+                          offset_loss_weight=offset_weight, init=str(init) if init else None, temporal=not no_temporal, device=dev, amp=amp,
                           workers=workers, seed=seed, checkpoint_every=checkpoint_every, log_every=log_every)
         with _train_progress(steps) as on_step:
             last = run_training(cfg, resume=resume, on_step=on_step)

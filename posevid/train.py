@@ -60,6 +60,8 @@ class TrainConfig:
             raise PosevidError(f"--zoom must be MIN,MAX with 0 < MIN <= MAX, got {self.zoom}")
         if self.input_size % 32:
             raise PosevidError(f"--input-size must be a multiple of 32, got {self.input_size}")
+        if not self.offset_loss_weight > 0:
+            raise PosevidError(f"--offset-weight must be positive, got {self.offset_loss_weight}")
         for name in ("clip_len", "batch", "steps", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise PosevidError(f"--{name.replace('_', '-')} must be at least 1")

@@ -78,6 +78,8 @@ def test_zoom_scales_people_in_the_crops(coco_dir, tmp_path):
     assert spread((1.6, 1.6)) / spread((0.8, 0.8)) == pytest.approx(2.0, rel=0.25)
     with pytest.raises(PosevidError, match="--zoom"):
         config(coco_dir, tmp_path, zoom=(2.0, 1.0))
+    with pytest.raises(PosevidError, match="--offset-weight"):
+        config(coco_dir, tmp_path, offset_loss_weight=0.0)
 
 
 def test_resume_continues_exactly(coco_dir, tmp_path):
@@ -118,7 +120,8 @@ def test_init_from_official_dekr_weights_keeps_gru_identity(coco_dir, tmp_path):
 def test_ddp_two_cpu_processes_end_with_equal_weights(coco_dir, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "posevid",
            "train", "--data", str(coco_dir / "ann.json"), "--out", str(tmp_path / "ddp"), "--steps", "2",
-           "--batch", "1", "--clip-len", "2", "--input-size", "64", "--device", "cpu", "--log-every", "1"]
+           "--batch", "1", "--clip-len", "2", "--input-size", "64", "--device", "cpu", "--log-every", "1",
+           "--offset-weight", "0.5"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**__import__("os").environ,
                                                                           "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
@@ -127,3 +130,4 @@ def test_ddp_two_cpu_processes_end_with_equal_weights(coco_dir, tmp_path):
     assert (tmp_path / "ddp" / "last.pt").is_file()
     lines = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2  # only rank 0 writes
+    assert json.loads((tmp_path / "ddp" / "config.json").read_text())["offset_loss_weight"] == 0.5
