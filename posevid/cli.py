@@ -241,12 +241,14 @@ def eval_(
     flip: Annotated[bool, typer.Option("--flip", help="Flip test.")] = False,
     snap: Annotated[Optional[float], typer.Option(help="Move keypoints to heatmap peaks within SNAP × pose "
                                                        "size; 0: DEKR's decoding [default: the weights'].")] = None,
+    regression: Annotated[bool, typer.Option("--regression", help="Also read the offsets at the true person "
+                                         "centers and compare with a mean-pose oracle (a training check).")] = False,
     device: Annotated[Device, typer.Option(help="Where the network runs.")] = Device.auto,
 ) -> None:
     """Score the temporal model and its per-frame twin: local-NMS score, OKS, COCO AP, jitter."""
     import json
 
-    from posevid.evaluate import evaluate, plot_nms_scores
+    from posevid.evaluate import center_regression, evaluate, plot_nms_scores
     from posevid.model import load_model
     from posevid.outputs import check_writable_dir
     from posevid.predict import PredictConfig
@@ -269,14 +271,21 @@ def eval_(
         per_frame = load_model(model, path, temporal=False)
         report = evaluate(temporal, per_frame, annotations, videos, threshold=threshold, device=dev,
                           predict=PredictConfig(flip=flip, input_size=input_size, snap_radius=snap))
+        extra = {"weights": str(path)}
+        if regression:
+            extra["center_regression"] = center_regression(per_frame, annotations, videos, input_size, dev)
         report_path = out / f"{name}.json"
         tmp = report_path.with_name(report_path.name + ".partial")
-        tmp.write_text(json.dumps({**report.to_dict(), "weights": str(path)}, indent=1))
+        tmp.write_text(json.dumps({**report.to_dict(), **extra}, indent=1))
         tmp.replace(report_path)
         plot = plot_nms_scores(report, out / f"{name}_nms_score.png")
     except PosevidError as e:
         raise fail(str(e)) from None
     typer.echo(report.table())
+    if regression:
+        err = extra["center_regression"]["median_error"]
+        typer.echo("offsets at the true centers (per-frame network): median error "
+                   f"{err['network']:.3f} × person size; mean-pose oracle {err['mean_pose_oracle']:.3f}")
     typer.echo(f"report: {report_path}  plot: {plot}")
 
 

@@ -11,6 +11,8 @@ The metrics are pure functions on arrays (no I/O, no models), each tested on han
     track_acceleration_errors      ‖a_pred − a_gt‖ per 3 consecutive frames of one track
     jitter_score                   their mean over all tracks, px/frame²
     coco_keypoint_ap               COCO AP / AP50 / AP75 through pycocotools' COCOeval
+    center_regression_errors       offsets read at the true centers, error / person size
+    mean_pose_errors               the same for a mean-pose oracle (knows each center and size)
 
 Annotation files are COCO keypoints JSON, optionally extended PoseTrack-style (`images` carry
 `video_id` and `frame_id`, `annotations` carry `track_id`). A frame is either frame t of a video,
@@ -515,6 +517,105 @@ def evaluate(
     p = predictors[-1]
     decoding = {"input_size": p.input_size, "flip": p.config.flip, "snap_radius": p.snap_radius}
     return Report(str(annotations), names, float(threshold), models, decoding)
+
+
+# ---------------------------------------------------------------------------------------------
+# Diagnosis: the offset regression alone, read at the true person centers. A network that has only
+# learnt where people are and how big they are does as well as the mean-pose oracle; articulation
+# learnt shows as a smaller error than the oracle's.
+
+MIN_LABELLED = 5  # fewer labelled keypoints give unstable person sizes
+
+
+def _person_geometry(gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N, K, 3) keypoints → centers (N, 2), sizes (N,) = diagonal of the labelled keypoints' box,
+    and which people have enough labelled keypoints (N,) to be scored."""
+    from posevid.data.targets import person_centers
+
+    vis = gt[..., 2] > 0
+    usable = vis.sum(1) >= MIN_LABELLED
+    size = np.full(len(gt), np.nan)
+    for n in np.nonzero(usable)[0]:
+        p = gt[n, vis[n], :2]
+        size[n] = np.hypot(*(p.max(0) - p.min(0)))
+    return person_centers(gt), size, usable & (size > 0)
+
+
+def center_regression_errors(offsets: np.ndarray, gt: np.ndarray, stride: int) -> np.ndarray:
+    """Error of the keypoints regressed at each person's true center, as a fraction of the person's size.
+
+    offsets: (2K, h, w) one frame's offset maps (official layout); gt: (N, K, 3) keypoints in input pixels.
+    Returns (M, K) for the M people with enough labelled keypoints and a center inside the map; NaN where
+    a keypoint is not labelled.
+    """
+    from posevid.data.targets import decode_offsets
+
+    centers, size, ok = _person_geometry(gt)
+    h, w = offsets.shape[1:]
+    rows = []
+    for n in np.nonzero(ok)[0]:
+        j, i = (int(round(c)) for c in centers[n] / stride)
+        if not (0 <= i < h and 0 <= j < w):
+            continue
+        err = np.linalg.norm(decode_offsets(offsets, i, j, stride) - gt[n, :, :2], axis=1) / size[n]
+        rows.append(np.where(gt[n, :, 2] > 0, err, np.nan))
+    return np.array(rows).reshape(-1, gt.shape[1])
+
+
+def mean_pose_errors(people: list[np.ndarray]) -> np.ndarray:
+    """The same error for an oracle that puts the data's mean pose (normalised by center and size) at
+    each person's true center and size. people: (N, K, 3) arrays, one per frame → (M, K)."""
+    rel = []
+    for gt in people:
+        centers, size, ok = _person_geometry(gt)
+        r = (gt[ok, :, :2] - centers[ok, None]) / size[ok, None, None]
+        rel.append(np.where(gt[ok, :, 2:] > 0, r, np.nan))
+    rel = np.concatenate(rel) if rel else np.zeros((0, len(COCO.names), 2))
+    if not len(rel):
+        return np.zeros((0, rel.shape[1]))
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(rel, 0)
+    return np.linalg.norm(rel - mean, axis=2)
+
+
+def center_regression(model, annotations: str | os.PathLike, videos_root: str | os.PathLike | None = None,
+                      input_size: int | None = None, device: str = "cpu") -> dict:
+    """Median regression error at the true centers (per-frame network, no flip) against the mean-pose
+    oracle, overall and per keypoint, over every labelled annotated frame."""
+    import torch
+
+    from posevid.frames import STRIDE, Resize, to_tensor
+
+    annotations = Path(annotations)
+    gt = load_ground_truth(annotations)
+    root = Path(videos_root) if videos_root is not None else annotations.parent
+    size = input_size or model.cfg.input_size
+    model = model.to(device).eval()
+    net, people = [], []
+    empty = np.zeros((0, len(COCO.names), 3))
+    for video in gt.videos:
+        for source in _sources(video, root):
+            for image, image_id in _source_frames(source, annotations):
+                if image_id is None or image_id not in gt.labelled:
+                    continue
+                plan = Resize.plan(image.shape[1], image.shape[0], size)
+                with torch.no_grad():
+                    offsets = model(to_tensor(image, plan).to(device)).offsets[0].float().cpu().numpy()
+                g = gt.people.get(image_id, (empty,))[0].astype(np.float64).copy()
+                g[..., :2] = plan.to_input(g[..., :2])
+                net.append(center_regression_errors(offsets, g, STRIDE))
+                people.append(g)
+    net_err = np.concatenate(net) if net else np.zeros((0, len(COCO.names)))
+    oracle = mean_pose_errors(people)
+
+    def med(x):
+        x = x[np.isfinite(x)]
+        return float(np.median(x)) if x.size else None
+
+    return {"people": len(net_err), "input_size": size,
+            "median_error": {"network": med(net_err), "mean_pose_oracle": med(oracle)},
+            "per_keypoint": {name: {"network": med(net_err[:, k]), "mean_pose_oracle": med(oracle[:, k])}
+                             for k, name in enumerate(COCO.names)}}
 
 
 # ---------------------------------------------------------------------------------------------

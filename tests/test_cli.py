@@ -231,9 +231,11 @@ def test_eval_command_on_own_annotations(weights, tmp_path):
     assert set(report["models"]) == {"temporal", "per-frame"}
     assert (tmp_path / "rep" / "annotations_nms_score.png").stat().st_size > 0
     code, stdout, stderr = run_eval("--annotations", ann, "--weights", weights, "--out", tmp_path / "rep2",
-                                    "--no-temporal", "--snap", "0.3", "--input-size", "64")
+                                    "--no-temporal", "--snap", "0.3", "--input-size", "64", "--regression")
     assert code == 0, stderr
     alone = json.loads((tmp_path / "rep2" / "annotations.json").read_text())
+    assert "center_regression" not in report and alone["center_regression"]["people"] == 6
+    assert "mean-pose oracle" in stdout
     assert set(alone["models"]) == {"per-frame"} and "temporal" not in stdout
     assert (alone["input_size"], alone["snap_radius"], report["snap_radius"]) == (64, 0.3, 0.0)
     assert alone["models"]["per-frame"]["oks_score"] != report["models"]["per-frame"]["oks_score"]

@@ -379,3 +379,40 @@ def test_frames_of_a_video_come_from_its_mp4_or_its_image_files(tmp_path):
     assert src.images == [(tmp_path / "seq/000.jpg", 21), (tmp_path / "seq/001.jpg", 22)]
     with pytest.raises(PosevidError, match="image not found: .*000.jpg"):
         next(E._source_frames(src, tmp_path / "ann.json"))
+
+
+# ---------------------------------------------------------------------------------------------
+# regression at the true centers
+
+
+def test_offsets_encoded_from_the_truth_have_no_center_error_and_a_shift_is_measured():
+    from posevid.data.targets import encode_dekr
+
+    gt = np.stack([person(30, 40, scale=20), person(90, 60, scale=30)])
+    offsets = encode_dekr(gt, (32, 40), stride=4).offsets
+    err = E.center_regression_errors(offsets, gt, stride=4)
+    assert err.shape == (2, K) and np.nanmax(err) < 1e-6
+    shifted = offsets.copy()
+    shifted[0::2] -= 2.0  # every keypoint 2 map pixels (8 input pixels) to the right
+    err = E.center_regression_errors(shifted, gt, stride=4)
+    vis = gt[..., 2] > 0
+    p = [gt[n, vis[n], :2] for n in range(2)]
+    sizes = np.array([np.hypot(*(q.max(0) - q.min(0))) for q in p])
+    np.testing.assert_allclose(np.nanmean(err, 1), 8.0 / sizes, rtol=1e-6)
+
+
+def test_mean_pose_oracle_is_exact_for_one_pose_at_any_place_and_size():
+    same = [person(30, 40, scale=20)[None], person(80, 20, scale=35)[None]]
+    assert np.nanmax(E.mean_pose_errors(same)) < 1e-9
+    other = person(50, 50, scale=20)[None].copy()
+    other[0, 9, :2] += (10.0, -6.0)  # one wrist raised: the mean pose no longer fits either
+    err = E.mean_pose_errors([same[0], other])
+    assert err[:, 9].min() > 0.05 and np.nanmax(np.delete(err, 9, axis=1)) < 0.05
+
+
+def test_center_regression_end_to_end(tmp_path, tiny_models):
+    path = _write_dataset(tmp_path)
+    r = E.center_regression(tiny_models[1], path, input_size=96)
+    assert r["people"] == 6 and r["input_size"] == 96
+    assert r["median_error"]["network"] > 0 and r["median_error"]["mean_pose_oracle"] >= 0
+    assert set(r["per_keypoint"]) == set(COCO.names)
