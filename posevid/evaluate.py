@@ -30,6 +30,7 @@ import io
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -572,8 +573,9 @@ def mean_pose_errors(people: list[np.ndarray]) -> np.ndarray:
         rel.append(np.where(gt[ok, :, 2:] > 0, r, np.nan))
     rel = np.concatenate(rel) if rel else np.zeros((0, len(COCO.names), 2))
     if not len(rel):
-        return np.zeros((0, rel.shape[1]))
-    with np.errstate(all="ignore"):
+        return np.zeros(rel.shape[:2])
+    with warnings.catch_warnings():  # a keypoint nobody has labelled: its mean is NaN, no warning needed
+        warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(rel, 0)
     return np.linalg.norm(rel - mean, axis=2)
 
