@@ -205,7 +205,8 @@ def train(
         cfg = TrainConfig(out=out, data=tuple(data), model=model, image_root=image_root, clip_len=clip_len,
                           batch=batch, steps=steps, lr=lr, input_size=input_size, zoom=zoom_range,
                           offset_loss_weight=offset_weight, init=str(init) if init else None,
-                          temporal=not no_temporal, device=dev, amp=amp, workers=workers, seed=seed, checkpoint_every=checkpoint_every, log_every=log_every)
+                          temporal=not no_temporal, device=dev, amp=amp, workers=workers, seed=seed,
+                          checkpoint_every=checkpoint_every, log_every=log_every)
         with _train_progress(steps) as on_step:
             last = run_training(cfg, resume=resume, on_step=on_step)
     except PosevidError as e:
