@@ -93,6 +93,25 @@ MODELS: dict[str, ModelConfig] = {
         input_size=128,
         infer_batch=2,
     ),
+    # lite's layout twice as wide, two blocks per branch: enough capacity to learn articulation on CPU
+    # budgets, where lite only learnt where people are (weights/training/lite-v4).
+    "small": ModelConfig(
+        "small",
+        (
+            StageConfig(1, (2, 2), (32, 64)),
+            StageConfig(1, (2, 2, 2), (32, 64, 128)),
+        ),
+        stem_channels=64,
+        layer1_blocks=2,
+        layer1_planes=32,
+        heatmap_channels=32,
+        heatmap_blocks=1,
+        offset_channels=16,
+        offset_blocks=1,
+        temporal_channels=32,
+        input_size=256,
+        infer_batch=2,
+    ),
 }
 
 
