@@ -122,3 +122,26 @@ def test_reader_errors_are_one_line_posevid_errors(tmp_path):
     bad.write_text(json.dumps({"foo": 1}))
     with pytest.raises(PosevidError, match="COCO-style"):
         read_annotations(str(bad))
+
+
+def test_decoded_videos_are_cached_within_a_byte_budget(clip_factory, monkeypatch):
+    """Random-frame training reads frames of many videos in turn: each video is decoded once and kept
+    while the budget allows; beyond it the least recently used video goes, never the one just read."""
+    from posevid.data import readers
+    from posevid.data.readers import FrameRecord, load_frame
+
+    a, b, c = (clip_factory(name, frames=3) for name in ("a.mp4", "b.mp4", "c.mp4"))
+    monkeypatch.setattr(readers, "_video_cache", readers.OrderedDict())
+    none = np.zeros((0, 17, 3))
+    frame = lambda name, t: load_frame(str(a.parent), FrameRecord(0, f"{name}#{t}", t, 160, 120, none,
+                                                                  np.zeros(0), np.zeros((0, 4)), np.zeros(0)))
+    first = frame("a.mp4", 0)
+    assert frame("a.mp4", 0) is first and frame("a.mp4", 2).shape == (120, 160, 3)
+    frame("b.mp4", 1)
+    assert list(readers._video_cache) == [str(a), str(b)]
+    one_video = readers._video_bytes(readers._video_cache[str(a)])
+    monkeypatch.setattr(readers, "VIDEO_CACHE_BYTES", one_video)  # room for one video only
+    assert frame("a.mp4", 1) is not None and list(readers._video_cache) == [str(b), str(a)]  # a used last
+    frame("c.mp4", 0)
+    assert list(readers._video_cache) == [str(c)]
+    assert frame("a.mp4", 0) is not first  # evicted, so decoded again

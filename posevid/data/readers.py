@@ -9,9 +9,9 @@ Keypoints are reordered by the category's keypoint names into posevid's COCO ord
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import cv2
@@ -111,8 +111,16 @@ def read_annotations(path: str) -> list[VideoRecord]:
 
 # ---------------------------------------------------------------------------------------------
 # Frames
-@functools.lru_cache(maxsize=4)
+# Training samples frames at random across all videos, so a few-video cache re-decodes a whole video per
+# sample. Decoded videos are kept up to a byte budget instead (synthetic train-v1 is 2.5 GB decoded).
+VIDEO_CACHE_BYTES = int(os.environ.get("POSEVID_VIDEO_CACHE_MB", "4096")) << 20
+_video_cache: OrderedDict[str, tuple[np.ndarray, ...]] = OrderedDict()
+
+
 def _decode_video(path: str) -> tuple[np.ndarray, ...]:
+    if path in _video_cache:
+        _video_cache.move_to_end(path)
+        return _video_cache[path]
     import imageio_ffmpeg
 
     if not os.path.exists(path):
@@ -120,7 +128,16 @@ def _decode_video(path: str) -> tuple[np.ndarray, ...]:
     gen = imageio_ffmpeg.read_frames(path, pix_fmt="bgr24")
     meta = next(gen)
     w, h = meta["size"]
-    return tuple(np.frombuffer(b, np.uint8).reshape(h, w, 3) for b in gen)
+    frames = tuple(np.frombuffer(b, np.uint8).reshape(h, w, 3) for b in gen)
+    _video_cache[path] = frames
+    total = sum(_video_bytes(v) for v in _video_cache.values())
+    while total > VIDEO_CACHE_BYTES and len(_video_cache) > 1:  # always keep the video just decoded
+        total -= _video_bytes(_video_cache.popitem(last=False)[1])
+    return frames
+
+
+def _video_bytes(frames: tuple[np.ndarray, ...]) -> int:
+    return sum(f.nbytes for f in frames)
 
 
 def load_frame(root: str, record: FrameRecord) -> np.ndarray:
