@@ -266,3 +266,10 @@ def test_sigterm_keeps_only_the_resumable_partial(clip_factory, weights, tmp_pat
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "--resume" in stderr and "Traceback" not in stderr
     assert sorted(p.name for p in out.iterdir()) == ["long.pose.jsonl.partial"]
+
+
+def test_help_shows_the_defaults_written_in_brackets():
+    """Help texts state defaults as "[default: …]"; rich markup would swallow them as tags."""
+    result = runner.invoke(app, ["eval", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    assert "[default: shipped]" in result.output and "[default: the weights']" in result.output
