@@ -249,7 +249,7 @@ def eval_(
     """Score the temporal model and its per-frame twin: local-NMS score, OKS, COCO AP, jitter."""
     import json
 
-    from posevid.evaluate import center_regression, evaluate, plot_nms_scores
+    from posevid.evaluate import MIN_LABELLED, center_regression, evaluate, plot_nms_scores
     from posevid.model import load_model
     from posevid.outputs import check_writable_dir
     from posevid.predict import PredictConfig
@@ -283,10 +283,14 @@ def eval_(
     except PosevidError as e:
         raise fail(str(e)) from None
     typer.echo(report.table())
-    if regression:
-        err = extra["center_regression"]["median_error"]
+    if regression and not extra["center_regression"]["people"]:
+        typer.echo(f"offsets at the true centers: no person has {MIN_LABELLED}+ labelled keypoints, nothing to measure")
+    elif regression:
+        r = extra["center_regression"]
+        err, swapped = r["median_error"], r["left_right_swapped_closer"]
         typer.echo("offsets at the true centers (per-frame network): median error "
-                   f"{err['network']:.3f} × person size; mean-pose oracle {err['mean_pose_oracle']:.3f}")
+                   f"{err['network']:.3f} × person size; mean-pose oracle {err['mean_pose_oracle']:.3f}; "
+                   f"closer with left and right exchanged for {swapped:.0%} of people")
     typer.echo(f"report: {report_path}  plot: {plot}")
 
 

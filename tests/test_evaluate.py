@@ -399,6 +399,12 @@ def test_offsets_encoded_from_the_truth_have_no_center_error_and_a_shift_is_meas
     p = [gt[n, vis[n], :2] for n in range(2)]
     sizes = np.array([np.hypot(*(q.max(0) - q.min(0))) for q in p])
     np.testing.assert_allclose(np.nanmean(err, 1), 8.0 / sizes, rtol=1e-6)
+    # sides exchanged: each keypoint lands on its mirror partner; the nose has none and stays exact
+    swapped = E.center_regression_errors(offsets, gt, stride=4, swap=True)
+    partner = gt[:, list(COCO.flip_index), :2]
+    expected = np.linalg.norm(partner - gt[..., :2], axis=2) / sizes[:, None]
+    np.testing.assert_allclose(swapped, expected, atol=1e-6)
+    assert swapped[:, 0].max() < 1e-6 and swapped[:, 1:].min() > 0
 
 
 def test_mean_pose_oracle_is_exact_for_one_pose_at_any_place_and_size():
@@ -415,4 +421,5 @@ def test_center_regression_end_to_end(tmp_path, tiny_models):
     r = E.center_regression(tiny_models[1], path, input_size=96)
     assert r["people"] == 6 and r["input_size"] == 96
     assert r["median_error"]["network"] > 0 and r["median_error"]["mean_pose_oracle"] >= 0
+    assert 0 <= r["left_right_swapped_closer"] <= 1
     assert set(r["per_keypoint"]) == set(COCO.names)
