@@ -87,7 +87,7 @@ def check_input_size(size: int | None) -> None:
 def infer(
     inputs: Annotated[list[str], typer.Argument(help="Video files, folders of videos, or glob patterns.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("posevid-out"),
-    model: Annotated[Optional[str], typer.Option(help="lite, hrnet_w32 or hrnet_w48 [default: lite, or "
+    model: Annotated[Optional[str], typer.Option(help="lite, small, hrnet_w32 or hrnet_w48 [default: lite, or "
                                                       "what the weights file says]")] = None,
     weights: Annotated[Optional[Path], typer.Option(help="posevid checkpoint or official DEKR .pth.")] = None,
     device: Annotated[Device, typer.Option(help="Where the network runs.")] = Device.auto,
