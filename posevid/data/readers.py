@@ -113,7 +113,7 @@ def read_annotations(path: str) -> list[VideoRecord]:
 # Frames
 # Training samples frames at random across all videos, so a few-video cache re-decodes a whole video per
 # sample. Decoded videos are kept up to a byte budget instead (synthetic train-v1 is 2.5 GB decoded).
-VIDEO_CACHE_BYTES = int(os.environ.get("POSEVID_VIDEO_CACHE_MB", "4096")) << 20
+VIDEO_CACHE_BYTES = 4 << 30
 _video_cache: OrderedDict[str, tuple[np.ndarray, ...]] = OrderedDict()
 
 
