@@ -283,14 +283,16 @@ def eval_(
     except PosevidError as e:
         raise fail(str(e)) from None
     typer.echo(report.table())
-    if regression and not extra["center_regression"]["people"]:
-        typer.echo(f"offsets at the true centers: no person has {MIN_LABELLED}+ labelled keypoints, nothing to measure")
-    elif regression:
+    if regression:
         r = extra["center_regression"]
-        err, swapped = r["median_error"], r["left_right_swapped_closer"]
-        typer.echo("offsets at the true centers (per-frame network): median error "
-                   f"{err['network']:.3f} × person size; mean-pose oracle {err['mean_pose_oracle']:.3f}; "
-                   f"closer with left and right exchanged for {swapped:.0%} of people")
+        if not r["people"]:
+            typer.echo(f"offsets at the true centers: no person has {MIN_LABELLED}+ labelled keypoints, "
+                       "nothing to measure")
+        else:
+            err, swapped = r["median_error"], r["left_right_swapped_closer"]
+            typer.echo("offsets at the true centers (per-frame network): median error "
+                       f"{err['network']:.3f} × person size; mean-pose oracle {err['mean_pose_oracle']:.3f}; "
+                       f"closer with left and right exchanged for {swapped:.0%} of people")
     typer.echo(f"report: {report_path}  plot: {plot}")
 
 

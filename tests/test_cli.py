@@ -237,6 +237,12 @@ def test_eval_command_on_own_annotations(weights, tmp_path):
     assert "center_regression" not in report and alone["center_regression"]["people"] == 6
     assert "mean-pose oracle" in stdout
     assert set(alone["models"]) == {"per-frame"} and "temporal" not in stdout
+    assert (alone["input_size"], alone["snap_radius"], report["snap_radius"]) == (64, 0.3, 0.0)
+    assert alone["models"]["per-frame"]["oks_score"] != report["models"]["per-frame"]["oks_score"]
+    code, _, stderr = run_eval("--weights", weights)
+    assert code == 1 and "exactly one of --split or --annotations" in stderr
+    code, _, stderr = run_eval("--annotations", ann, "--weights", weights, "--input-size", "50")
+    assert code == 1 and "--input-size must be a positive multiple of 32" in stderr
     data = json.loads(ann.read_text())
     for a in data["annotations"]:  # 4 labelled keypoints each: too few for a person size
         a["keypoints"] = a["keypoints"][:12] + [0] * (len(a["keypoints"]) - 12)
@@ -244,12 +250,6 @@ def test_eval_command_on_own_annotations(weights, tmp_path):
     code, stdout, stderr = run_eval("--annotations", ann, "--weights", weights, "--out", tmp_path / "rep3",
                                     "--no-temporal", "--input-size", "64", "--regression")
     assert code == 0 and "nothing to measure" in stdout, stderr
-    assert (alone["input_size"], alone["snap_radius"], report["snap_radius"]) == (64, 0.3, 0.0)
-    assert alone["models"]["per-frame"]["oks_score"] != report["models"]["per-frame"]["oks_score"]
-    code, _, stderr = run_eval("--weights", weights)
-    assert code == 1 and "exactly one of --split or --annotations" in stderr
-    code, _, stderr = run_eval("--annotations", ann, "--weights", weights, "--input-size", "50")
-    assert code == 1 and "--input-size must be a positive multiple of 32" in stderr
 
 
 def run_eval(*args):
