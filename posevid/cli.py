@@ -191,6 +191,10 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of the data stream and initialisation.")] = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 200,
     log_every: Annotated[int, typer.Option(help="Steps between metric lines.")] = 10,
+    preload: Annotated[bool, typer.Option("--preload", help="Decode all training videos into memory first "
+                                                            "(up to 4 GiB), shared by the --workers.")] = False,
+    time_limit: Annotated[Optional[float], typer.Option(help="Stop after this many minutes with a checkpoint; "
+                                                              "continue later with --resume.")] = None,
 ) -> None:
     """Train or fine-tune on clips (multi-GPU: torchrun --nproc-per-node N -m posevid train ...)."""
     try:
@@ -206,7 +210,8 @@ def train(
                           batch=batch, steps=steps, lr=lr, input_size=input_size, zoom=zoom_range,
                           offset_loss_weight=offset_weight, init=str(init) if init else None,
                           temporal=not no_temporal, device=dev, amp=amp, workers=workers, seed=seed,
-                          checkpoint_every=checkpoint_every, log_every=log_every)
+                          checkpoint_every=checkpoint_every, log_every=log_every,
+                          preload=preload, time_limit=time_limit)
         with _train_progress(steps) as on_step:
             last = run_training(cfg, resume=resume, on_step=on_step)
     except PosevidError as e:

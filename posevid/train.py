@@ -49,6 +49,8 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 200
     log_every: int = 10
+    preload: bool = False  # decode all training videos before the workers start (they share them)
+    time_limit: float | None = None  # minutes; then checkpoint and stop early, resumable (fits runs into a session)
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -65,6 +67,8 @@ class TrainConfig:
         for name in ("clip_len", "batch", "steps", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise PosevidError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise PosevidError(f"--time-limit must be positive, got {self.time_limit}")
 
 
 # ------------------------------------------------------------------------------------------- losses
@@ -221,13 +225,21 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, dict],
     if dist.main:
         cfg.out.mkdir(parents=True, exist_ok=True)
         (cfg.out / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=str))
-    loader = DataLoader(ClipStream(load_sources(cfg), cfg.seed), batch_size=cfg.batch,
+    sources = load_sources(cfg)
+    if cfg.preload:
+        from posevid.data.readers import preload_videos
+
+        for s in sources:
+            preload_videos(s.root, s.videos, threads=os.cpu_count() or 1)
+    loader = DataLoader(ClipStream(sources, cfg.seed), batch_size=cfg.batch,
                         sampler=StepSampler(start, cfg.steps, cfg.batch, dist.rank, dist.world),
-                        num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
+                        num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
+                        pin_memory=device.type == "cuda")
     amp_dtype = torch.bfloat16 if device.type == "cpu" else torch.float16
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda")
     log = open(cfg.out / "metrics.jsonl", "a") if dist.main else None
     t_last, frames_since = time.perf_counter(), 0
+    deadline = None if cfg.time_limit is None else t_last + 60 * cfg.time_limit
     step = start
     try:
         for step, batch in enumerate(loader, start=start):
@@ -246,9 +258,10 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, dict],
             scheduler.step()
             frames_since += batch["images"].shape[0] * batch["images"].shape[1] * dist.world
             done = step + 1
-            if dist.main and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+            out_of_time = deadline is not None and _any_rank(time.perf_counter() > deadline, device, dist)
+            if dist.main and (done % cfg.checkpoint_every == 0 or done == cfg.steps or out_of_time):
                 _save(last, model, optimizer, scheduler, done, cfg)
-            if dist.main and (done % cfg.log_every == 0 or done == cfg.steps):
+            if dist.main and (done % cfg.log_every == 0 or done == cfg.steps or out_of_time):
                 now = time.perf_counter()
                 record = {"step": done, "loss": loss.item(), "loss_heatmap": lh.item(), "loss_offset": lo.item(),
                           "lr": scheduler.get_last_lr()[0], "frames_per_s": frames_since / (now - t_last),
@@ -258,6 +271,8 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, dict],
                 log.flush()
                 if on_step is not None:
                     on_step(done, record)
+            if out_of_time:
+                break
     finally:
         if log is not None:
             log.close()
@@ -266,6 +281,15 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, dict],
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return last
+
+
+def _any_rank(flag: bool, device: torch.device, dist: Distributed) -> bool:
+    """True on every rank if it is true on one, so all ranks stop at the same step."""
+    if dist.world == 1:
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return bool(t.item())
 
 
 # What a resumed run must share with the run it continues (paths, workers and logging may change).

@@ -145,3 +145,22 @@ def test_decoded_videos_are_cached_within_a_byte_budget(clip_factory, monkeypatc
     frame("c.mp4", 0)
     assert list(readers._video_cache) == [str(c)]
     assert frame("a.mp4", 0) is not first  # evicted, so decoded again
+
+
+def test_preload_decodes_videos_up_to_the_budget(clip_factory, monkeypatch):
+    """Preloading fills the cache before data-loading workers fork, so they share the frames."""
+    from posevid.data import readers
+    from posevid.data.readers import FrameRecord, VideoRecord, load_frame, preload_videos
+
+    paths = [clip_factory(name, frames=2) for name in ("p.mp4", "q.mp4", "r.mp4")]
+    monkeypatch.setattr(readers, "_video_cache", readers.OrderedDict())
+    none = np.zeros((0, 17, 3))
+    record = lambda name, t: FrameRecord(0, f"{name}#{t}", t, 160, 120, none, np.zeros(0), np.zeros((0, 4)),
+                                         np.zeros(0))  # noqa: E731
+    videos = [VideoRecord(i, [record(p.name, 0), record(p.name, 1)]) for i, p in enumerate(paths)]
+    monkeypatch.setattr(readers, "VIDEO_CACHE_BYTES", 2 * 2 * 120 * 160 * 3)  # two 2-frame videos
+    assert preload_videos(str(paths[0].parent), videos, threads=2) == 2
+    assert list(readers._video_cache) == [str(paths[0]), str(paths[1])]
+    cached = readers._video_cache[str(paths[1])][1]
+    assert load_frame(str(paths[0].parent), record("q.mp4", 1)) is cached  # no second decode
+    assert preload_videos(str(paths[0].parent), videos, threads=2) == 0  # nothing left that fits

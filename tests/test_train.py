@@ -106,6 +106,18 @@ def test_resume_continues_exactly(coco_dir, tmp_path):
     assert payload["step"] == 4 and payload["train_config"]["seed"] == 0
 
 
+def test_time_limit_stops_with_a_resumable_checkpoint(coco_dir, tmp_path):
+    # preload: a no-op on still images, but the path runs
+    last = train(config(coco_dir, tmp_path / "r", time_limit=1e-9, preload=True))  # out of time after step 1
+    payload = torch.load(last, map_location="cpu", weights_only=True)
+    assert payload["step"] == 1 and "optimizer" in payload
+    assert [json.loads(x)["step"] for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()] == [1]
+    train(config(coco_dir, tmp_path / "r"), resume=True)
+    assert torch.load(last, map_location="cpu", weights_only=True)["step"] == 4
+    with pytest.raises(PosevidError, match="--time-limit must be positive"):
+        config(coco_dir, tmp_path / "r", time_limit=0)
+
+
 def test_init_from_official_dekr_weights_keeps_gru_identity(coco_dir, tmp_path):
     torch.manual_seed(1)
     official = DEKR(model_config("lite"), temporal=False).state_dict()

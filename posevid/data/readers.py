@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -121,6 +122,12 @@ def _decode_video(path: str) -> tuple[np.ndarray, ...]:
     if path in _video_cache:
         _video_cache.move_to_end(path)
         return _video_cache[path]
+    frames = _read_video(path)
+    _cache_put(path, frames)
+    return frames
+
+
+def _read_video(path: str) -> tuple[np.ndarray, ...]:
     import imageio_ffmpeg
 
     if not os.path.exists(path):
@@ -128,12 +135,36 @@ def _decode_video(path: str) -> tuple[np.ndarray, ...]:
     gen = imageio_ffmpeg.read_frames(path, pix_fmt="bgr24")
     meta = next(gen)
     w, h = meta["size"]
-    frames = tuple(np.frombuffer(b, np.uint8).reshape(h, w, 3) for b in gen)
+    return tuple(np.frombuffer(b, np.uint8).reshape(h, w, 3) for b in gen)
+
+
+def _cache_put(path: str, frames: tuple[np.ndarray, ...]) -> None:
     _video_cache[path] = frames
     total = sum(_video_bytes(v) for v in _video_cache.values())
     while total > VIDEO_CACHE_BYTES and len(_video_cache) > 1:  # always keep the video just decoded
         total -= _video_bytes(_video_cache.popitem(last=False)[1])
-    return frames
+
+
+def preload_videos(root: str, videos: list[VideoRecord], threads: int = 4) -> int:
+    """Decodes the videos behind `videos` into the cache while they fit its budget; returns how many.
+
+    Data-loading workers forked afterwards share the decoded frames instead of each decoding every
+    video again. Each decode runs in its own ffmpeg process, so threads are enough to run them in parallel.
+    """
+    paths = list(dict.fromkeys(os.path.join(root, f.file_name.rsplit("#", 1)[0])
+                               for v in videos for f in v.frames[:1] if "#" in f.file_name))
+    paths = [p for p in paths if p not in _video_cache]
+    used = sum(_video_bytes(v) for v in _video_cache.values())
+    done = 0
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        for path, frames in zip(paths, pool.map(_read_video, paths)):
+            if used + _video_bytes(frames) > VIDEO_CACHE_BYTES:
+                pool.shutdown(cancel_futures=True)  # the rest is decoded on demand
+                break
+            _cache_put(path, frames)
+            used += _video_bytes(frames)
+            done += 1
+    return done
 
 
 def _video_bytes(frames: tuple[np.ndarray, ...]) -> int:
