@@ -66,6 +66,18 @@ def test_posetrack_ignore_regions_become_ignore_masks(tmp_path):
     assert m[15, 20] and not m[50, 50]
 
 
+def test_frames_without_ignore_regions_need_no_pycocotools(tmp_path, monkeypatch):
+    """Training on clean data works where pycocotools is missing (it is imported for masks only)."""
+    pts = [{9: (20, 30)}]
+    path = _video_json(tmp_path, _write_frames(tmp_path, 1, pts), pts)
+    data = json.loads(open(path).read())
+    data["annotations"] = [a for a in data["annotations"] if not a.get("iscrowd")]
+    open(path, "w").write(json.dumps(data))
+    monkeypatch.setitem(__import__("sys").modules, "pycocotools", None)  # import now raises ImportError
+    m = ignore_mask(read_annotations(path)[0].frames[0], 96, 128)
+    assert m.shape == (96, 128) and not m.any()
+
+
 def test_posetrack2018_head_slots_become_unlabelled(tmp_path):
     pt_names = list(COCO.names)
     pt_names[1], pt_names[2] = "head_bottom", "head_top"

@@ -188,9 +188,11 @@ def load_frame(root: str, record: FrameRecord) -> np.ndarray:
 
 def ignore_mask(record: FrameRecord, height: int, width: int) -> np.ndarray:
     """(H, W) bool union of the frame's ignore regions (RLE or polygon segmentations)."""
+    out = np.zeros((height, width), bool)
+    if not record.ignore:
+        return out
     from pycocotools import mask as mask_utils
 
-    out = np.zeros((height, width), bool)
     for seg in record.ignore:
         if isinstance(seg, dict):  # RLE: compressed (counts as text) or uncompressed (counts as a list)
             rle = dict(seg)
