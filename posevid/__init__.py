@@ -2,7 +2,7 @@
 
 Python API (the `posevid` command is a thin layer over it):
 
-    model = posevid.load_model("lite", weights="weights/posevid_lite.pt")   # or an official DEKR .pth
+    model = posevid.load_model("small", weights="weights/posevid_small.pt")   # or an official DEKR .pth
     heatmaps, offsets, state = model(x, state)                               # x: (N, 3, H, W) normalised
     predictor = posevid.Predictor(model)                                     # frames → poses, owns the state
     result = posevid.infer_video("clip.mp4", predictor, posevid.InferOptions(out_dir=Path("out")))

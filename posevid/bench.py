@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from posevid.cli import DEFAULT_WEIGHTS, WEIGHTS_DIR
+from posevid.cli import DEFAULT_MODEL, WEIGHTS_DIR
 
 
 def make_clip(path: Path, width: int, height: int, frames: int, fps: int = 25) -> Path:
@@ -118,21 +118,22 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        lite = WEIGHTS_DIR / DEFAULT_WEIGHTS["lite"]
-        lite_note = "shipped weights" if lite.is_file() else "random weights (no shipped weights yet)"
-        if not lite.is_file():
-            lite = random_weights("lite", tmp)
+        m = DEFAULT_MODEL
+        weights = WEIGHTS_DIR / f"posevid_{m}.pt"
+        weights_note = "shipped weights" if weights.is_file() else "random weights (no shipped weights)"
+        if not weights.is_file():
+            weights = random_weights(m, tmp)
         from posevid.model import read_weights
 
-        size = read_weights(lite)[1].input_size  # the network input the weights were made for
+        size = read_weights(weights)[1].input_size  # the network input the weights were made for
         short = make_clip(tmp / "short.mp4", 640, 272, n)
         long = make_clip(tmp / "long.mp4", 640, 272, 10 * n)
-        common = ["--weights", str(lite), "--out", str(tmp / "out")]
-        results[f"lite 640x272 (input {size}), video out"] = run_infer([str(short), *common])
+        common = ["--weights", str(weights), "--out", str(tmp / "out")]
+        results[f"{m} 640x272 (input {size}), video out"] = run_infer([str(short), *common])
         if size != 128:
-            results["lite 640x272, --input-size 128"] = run_infer([str(short), *common, "--input-size", "128"])
-        results["lite 640x272, keypoints only (--no-video)"] = run_infer([str(short), *common, "--no-video"])
-        results[f"lite 640x272, 10x longer clip ({10 * n} frames)"] = run_infer([str(long), *common])
+            results[f"{m} 640x272, --input-size 128"] = run_infer([str(short), *common, "--input-size", "128"])
+        results[f"{m} 640x272, keypoints only (--no-video)"] = run_infer([str(short), *common, "--no-video"])
+        results[f"{m} 640x272, 10x longer clip ({10 * n} frames)"] = run_infer([str(long), *common])
         w32 = random_weights("hrnet_w32", tmp)
         square = make_clip(tmp / "square.mp4", 512, 512, 4 if a.quick else 8)
         w32_args = [str(square), "--weights", str(w32), "--out", str(tmp / "out"), "--input-size", "512"]
@@ -144,7 +145,7 @@ def main() -> None:
     import torch
 
     print(f"posevid bench — torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{os.cpu_count()} CPUs; lite: {lite_note}; hrnet_w32: random weights")
+          f"{os.cpu_count()} CPUs; {m}: {weights_note}; hrnet_w32: random weights")
     print(f"{'case':52} {'frames':>6} {'frames/s':>9} {'s/frame':>8} {'wall s':>7} {'RSS MB':>7} {'+ffmpeg':>8}")
     for name, r in results.items():
         if "frames" not in r:

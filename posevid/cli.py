@@ -18,7 +18,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mts"}
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_WEIGHTS = {"lite": "posevid_lite.pt"}
+DEFAULT_MODEL = "small"  # weights/posevid_small.pt
 
 
 @app.callback()
@@ -71,7 +71,7 @@ def resolve_weights(model: str, weights: Optional[Path]) -> Path:
     env = os.environ.get("POSEVID_WEIGHTS")
     if env:
         return Path(env)
-    default = WEIGHTS_DIR / DEFAULT_WEIGHTS.get(model, f"posevid_{model}.pt")
+    default = WEIGHTS_DIR / f"posevid_{model}.pt"
     if not default.is_file():
         raise PosevidError(f"no default weights are installed for model {model!r} ({default} is missing); "
                            "pass --weights PATH (a posevid or official DEKR checkpoint)")
@@ -87,7 +87,7 @@ def check_input_size(size: int | None) -> None:
 def infer(
     inputs: Annotated[list[str], typer.Argument(help="Video files, folders of videos, or glob patterns.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("posevid-out"),
-    model: Annotated[Optional[str], typer.Option(help="lite, small, hrnet_w32 or hrnet_w48 [default: lite, or "
+    model: Annotated[Optional[str], typer.Option(help="lite, small, hrnet_w32 or hrnet_w48 [default: small, or "
                                                       "what the weights file says]")] = None,
     weights: Annotated[Optional[Path], typer.Option(help="posevid checkpoint or official DEKR .pth.")] = None,
     device: Annotated[Device, typer.Option(help="Where the network runs.")] = Device.auto,
@@ -131,7 +131,7 @@ def infer(
     try:
         check_input_size(input_size)
         check_writable_dir(out)
-        path = resolve_weights(model or "lite", weights)
+        path = resolve_weights(model or DEFAULT_MODEL, weights)
         predictor = load_predictor(model, path, device, not no_temporal,
                                    PredictConfig(threshold=threshold, flip=flip, input_size=input_size,
                                                  snap_radius=snap))
@@ -171,7 +171,7 @@ def train(
     data: Annotated[list[str], typer.Option("--data", help="Annotation file or folder with annotations.json "
                                                            "(synthetic / PoseTrack-style / COCO); repeatable.")],
     out: Annotated[Path, typer.Option("--out", help="Run folder: last.pt, metrics.jsonl, config.json.")],
-    model: Annotated[str, typer.Option(help="Architecture to train.")] = "lite",
+    model: Annotated[str, typer.Option(help="Architecture to train.")] = DEFAULT_MODEL,
     clip_len: Annotated[int, typer.Option(help="Frames per clip; the GRU is unrolled over them.")] = 4,
     steps: Annotated[int, typer.Option(help="Optimiser steps in all.")] = 2000,
     batch: Annotated[int, typer.Option(help="Clips per step (per process).")] = 8,
@@ -271,7 +271,7 @@ def eval_(
             annotations, videos, name = folder / "annotations.json", folder, split.value
         else:
             name = annotations.stem
-        path = resolve_weights(model or "lite", weights)
+        path = resolve_weights(model or DEFAULT_MODEL, weights)
         dev = pick_device(device)
         temporal = None if no_temporal else load_model(model, path, temporal=True)
         per_frame = load_model(model, path, temporal=False)

@@ -31,7 +31,7 @@ from posevid.model.dekr import DEKR
 class TrainConfig:
     out: Path  # run folder: checkpoints (last.pt), metrics.jsonl, config.json
     data: tuple[str, ...]  # annotation files, or folders holding annotations.json (synthetic, PoseTrack-style)
-    model: str = "lite"
+    model: str = "small"
     image_root: str | None = None  # where COCO-style files' image paths start (default: the file's folder)
     clip_len: int = 4  # T frames per clip; the GRU is unrolled (and back-propagated) over them
     batch: int = 8  # clips per step and process
