@@ -131,9 +131,14 @@ def main() -> None:
         common = ["--weights", str(weights), "--out", str(tmp / "out")]
         results[f"{m} 640x272 (input {size}), video out"] = run_infer([str(short), *common])
         if size != 128:
-            results[f"{m} 640x272, --input-size 128"] = run_infer([str(short), *common, "--input-size", "128"])
-        results[f"{m} 640x272, keypoints only (--no-video)"] = run_infer([str(short), *common, "--no-video"])
-        results[f"{m} 640x272, 10x longer clip ({10 * n} frames)"] = run_infer([str(long), *common])
+            results[f"{m} 640x272, input 128, video out"] = run_infer([str(short), *common, "--input-size", "128"])
+        results[f"{m} 640x272, keypoints only"] = run_infer([str(short), *common, "--no-video"])
+        # Memory must not grow with length: compare with the short clip at the same input size.
+        results[f"{m} 640x272, input 128, 10x longer ({10 * n} frames)"] = run_infer(
+            [str(long), *common, "--input-size", "128"])
+        lite = ["--weights", str(random_weights("lite", tmp)), "--out", str(tmp / "out")]
+        results["lite 640x272 (input 128, random weights), video out"] = run_infer([str(short), *lite])
+        results["lite 640x272 (random weights), keypoints only"] = run_infer([str(short), *lite, "--no-video"])
         w32 = random_weights("hrnet_w32", tmp)
         square = make_clip(tmp / "square.mp4", 512, 512, 4 if a.quick else 8)
         w32_args = [str(square), "--weights", str(w32), "--out", str(tmp / "out"), "--input-size", "512"]
@@ -145,7 +150,7 @@ def main() -> None:
     import torch
 
     print(f"posevid bench — torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{os.cpu_count()} CPUs; {m}: {weights_note}; hrnet_w32: random weights")
+          f"{os.cpu_count()} CPUs; {m}: {weights_note}; lite, hrnet_w32: random weights")
     print(f"{'case':52} {'frames':>6} {'frames/s':>9} {'s/frame':>8} {'wall s':>7} {'RSS MB':>7} {'+ffmpeg':>8}")
     for name, r in results.items():
         if "frames" not in r:

@@ -100,7 +100,7 @@ def infer(
     stride: Annotated[int, typer.Option(help="Run the network on every N-th frame; frames between repeat "
                                              "the last poses (marked inferred=false).")] = 1,
     batch: Annotated[Optional[int], typer.Option(help="Frames per network call (the GRU still steps frame "
-                                                      "by frame) [default: the model's, 2 for lite, else 1].")]
+                                                      "by frame) [default: the model's, 2 for small and lite, else 1].")]
     = None,
     start_frame: Annotated[int, typer.Option(help="First frame to process.")] = 0,
     max_frames: Annotated[Optional[int], typer.Option(help="Process at most N frames.")] = None,

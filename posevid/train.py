@@ -229,8 +229,8 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, dict],
     if cfg.preload:
         from posevid.data.readers import preload_videos
 
-        for s in sources:
-            preload_videos(s.root, s.videos, threads=os.cpu_count() or 1)
+        for source in sources:
+            preload_videos(source.root, source.videos, threads=os.cpu_count() or 1)
     loader = DataLoader(ClipStream(sources, cfg.seed), batch_size=cfg.batch,
                         sampler=StepSampler(start, cfg.steps, cfg.batch, dist.rank, dist.world),
                         num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
