@@ -1,5 +1,6 @@
 """Readers for COCO / PoseTrack-style annotations and the clip sampler's consistent augmentation."""
 import json
+import sys
 
 import cv2
 import numpy as np
@@ -73,7 +74,7 @@ def test_frames_without_ignore_regions_need_no_pycocotools(tmp_path, monkeypatch
     data = json.loads(open(path).read())
     data["annotations"] = [a for a in data["annotations"] if not a.get("iscrowd")]
     open(path, "w").write(json.dumps(data))
-    monkeypatch.setitem(__import__("sys").modules, "pycocotools", None)  # import now raises ImportError
+    monkeypatch.setitem(sys.modules, "pycocotools", None)  # import now raises ImportError
     m = ignore_mask(read_annotations(path)[0].frames[0], 96, 128)
     assert m.shape == (96, 128) and not m.any()
 
