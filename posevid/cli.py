@@ -168,9 +168,11 @@ def infer(
 
 @app.command()
 def train(
-    data: Annotated[list[str], typer.Option("--data", help="Annotation file or folder with annotations.json "
-                                                           "(synthetic / PoseTrack-style / COCO); repeatable.")],
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", help="Run folder: last.pt, metrics.jsonl, config.json.")],
+    data: Annotated[Optional[list[str]], typer.Option("--data", help="Annotation file or folder with "
+                                                      "annotations.json (synthetic / PoseTrack-style / COCO); "
+                                                      "repeatable. Required unless --resume.")] = None,
     model: Annotated[str, typer.Option(help="Architecture to train.")] = DEFAULT_MODEL,
     clip_len: Annotated[int, typer.Option(help="Frames per clip; the GRU is unrolled over them.")] = 4,
     steps: Annotated[int, typer.Option(help="Optimiser steps in all.")] = 2000,
@@ -182,7 +184,8 @@ def train(
     offset_weight: Annotated[float, typer.Option(help="Weight of the offset loss against the heatmap loss "
                                                        "(DEKR's COCO value 0.03 assumes a pretrained backbone).")] = 0.03,
     init: Annotated[Optional[Path], typer.Option(help="Start from an official DEKR or posevid checkpoint.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.pt exactly.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.pt exactly; the recipe (data, "
+                                                          "model, steps, lr, ...) comes from the checkpoint.")] = False,
     no_temporal: Annotated[bool, typer.Option("--no-temporal", help="Train the per-frame network.")] = False,
     image_root: Annotated[Optional[str], typer.Option(help="Folder COCO image paths start from.")] = None,
     device: Annotated[Device, typer.Option(help="Where to train.")] = Device.auto,
@@ -198,7 +201,7 @@ def train(
 ) -> None:
     """Train or fine-tune on clips (multi-GPU: torchrun --nproc-per-node N -m posevid train ...)."""
     try:
-        from posevid.train import TrainConfig
+        from posevid.train import TrainConfig, saved_recipe
         from posevid.train import train as run_training
 
         dev = pick_device(device)
@@ -206,13 +209,20 @@ def train(
             zoom_range = tuple(float(z) for z in zoom.split(","))
         except ValueError:
             raise PosevidError(f"--zoom must be MIN,MAX numbers, got {zoom!r}") from None
-        cfg = TrainConfig(out=out, data=tuple(data), model=model, image_root=image_root, clip_len=clip_len,
-                          batch=batch, steps=steps, lr=lr, input_size=input_size, zoom=zoom_range,
-                          offset_loss_weight=offset_weight, init=str(init) if init else None,
-                          temporal=not no_temporal, device=dev, amp=amp, workers=workers, seed=seed,
-                          checkpoint_every=checkpoint_every, log_every=log_every,
-                          preload=preload, time_limit=time_limit)
-        with _train_progress(steps) as on_step:
+        recipe = dict(data=tuple(data or ()), model=model, image_root=image_root, clip_len=clip_len, batch=batch,
+                      steps=steps, lr=lr, input_size=input_size, zoom=zoom_range, offset_loss_weight=offset_weight,
+                      temporal=not no_temporal, seed=seed)
+        if resume:  # what the command line leaves out comes from the checkpoint
+            saved = saved_recipe(out)
+            option = {"offset_loss_weight": "offset_weight", "temporal": "no_temporal"}
+            for name in recipe:
+                source = ctx.get_parameter_source(option.get(name, name))  # typer may vendor its own click: by name
+                if name in saved and getattr(source, "name", None) != "COMMANDLINE":
+                    recipe[name] = tuple(saved[name]) if isinstance(saved[name], list) else saved[name]
+        cfg = TrainConfig(out=out, **recipe, init=str(init) if init else None, device=dev, amp=amp, workers=workers,
+                          checkpoint_every=checkpoint_every, log_every=log_every, preload=preload,
+                          time_limit=time_limit)
+        with _train_progress(cfg.steps) as on_step:
             last = run_training(cfg, resume=resume, on_step=on_step)
     except PosevidError as e:
         raise fail(str(e)) from None

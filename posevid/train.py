@@ -297,6 +297,15 @@ RECIPE_FIELDS = ("model", "clip_len", "batch", "steps", "lr", "weight_decay", "i
                  "offset_loss_weight", "seed")
 
 
+def saved_recipe(out: Path) -> dict:
+    """The recipe (RECIPE_FIELDS, data, image_root) of the run in OUT, as its last.pt recorded it."""
+    last = Path(out) / "last.pt"
+    if not last.is_file():
+        raise PosevidError(f"--resume: no checkpoint at {last}")
+    saved = read_weights(last)[2].get("train_config") or {}
+    return {k: saved[k] for k in (*RECIPE_FIELDS, "data", "image_root") if k in saved}
+
+
 def _check_same_recipe(saved: dict, cfg: TrainConfig, where: Path) -> None:
     for name in RECIPE_FIELDS:
         if name in saved and saved[name] != json.loads(json.dumps(getattr(cfg, name))):  # tuples were saved as lists

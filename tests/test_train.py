@@ -118,6 +118,31 @@ def test_time_limit_stops_with_a_resumable_checkpoint(coco_dir, tmp_path):
         config(coco_dir, tmp_path / "r", time_limit=0)
 
 
+def test_resume_from_the_command_line_takes_the_recipe_from_the_checkpoint(coco_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from posevid.cli import app
+
+    run = lambda *args: CliRunner().invoke(app, ["train", "--out", str(tmp_path / "r"), "--device", "cpu", *args])  # noqa: E731
+    first = run("--data", str(coco_dir / "ann.json"), "--model", "lite", "--steps", "3", "--batch", "1",
+                "--clip-len", "2", "--input-size", "64", "--lr", "2e-3", "--zoom", "1.0,1.5", "--offset-weight",
+                "0.5", "--no-temporal", "--seed", "3", "--time-limit", "1e-9")  # stops after step 1
+    assert first.exit_code == 0, first.output
+    assert torch.load(tmp_path / "r" / "last.pt", weights_only=True)["step"] == 1
+    mismatch = run("--resume", "--lr", "1e-3")  # an explicit option still has to match
+    assert mismatch.exit_code == 1 and "was trained with lr=0.002" in mismatch.stderr, mismatch.output
+    resumed = run("--resume")
+    assert resumed.exit_code == 0, resumed.output
+    payload = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
+    assert payload["step"] == 3
+    saved = payload["train_config"]
+    assert (saved["model"], saved["lr"], saved["zoom"], saved["temporal"], saved["seed"]) == ("lite", 2e-3, [1.0, 1.5],
+                                                                                           False, 3)
+    assert saved["offset_loss_weight"] == 0.5 and saved["data"] == [str(coco_dir / "ann.json")]
+    no_data = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "new"), "--device", "cpu"])
+    assert no_data.exit_code == 1 and "no training data" in no_data.stderr
+
+
 def test_init_from_official_dekr_weights_keeps_gru_identity(coco_dir, tmp_path):
     torch.manual_seed(1)
     official = DEKR(model_config("lite"), temporal=False).state_dict()
