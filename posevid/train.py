@@ -201,11 +201,7 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, dict],
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.steps))
     start = 0
     if resume:
-        if not last.is_file():
-            raise PosevidError(f"--resume: no checkpoint at {last}")
-        state, _, payload = read_weights(last)
-        if "optimizer" not in payload:
-            raise PosevidError(f"{last}: not a training checkpoint (no optimiser state)")
+        state, payload = _resume_checkpoint(last)
         _check_same_recipe(payload.get("train_config") or {}, cfg, last)
         load_state(model, state, str(last))
         optimizer.load_state_dict(payload["optimizer"])
@@ -297,12 +293,19 @@ RECIPE_FIELDS = ("model", "clip_len", "batch", "steps", "lr", "weight_decay", "i
                  "offset_loss_weight", "seed")
 
 
-def saved_recipe(out: Path) -> dict:
-    """The recipe (RECIPE_FIELDS, data, image_root) of the run in OUT, as its last.pt recorded it."""
-    last = Path(out) / "last.pt"
+def _resume_checkpoint(last: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """(model state, payload) of a training checkpoint that --resume can continue."""
     if not last.is_file():
         raise PosevidError(f"--resume: no checkpoint at {last}")
-    saved = read_weights(last)[2].get("train_config") or {}
+    state, _, payload = read_weights(last)
+    if "optimizer" not in payload:
+        raise PosevidError(f"{last}: not a training checkpoint (no optimiser state)")
+    return state, payload
+
+
+def saved_recipe(out: Path) -> dict:
+    """The recipe (RECIPE_FIELDS, data, image_root) of the run in OUT, as its last.pt recorded it."""
+    saved = _resume_checkpoint(Path(out) / "last.pt")[1].get("train_config") or {}
     return {k: saved[k] for k in (*RECIPE_FIELDS, "data", "image_root") if k in saved}
 
 
