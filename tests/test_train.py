@@ -141,6 +141,8 @@ def test_resume_from_the_command_line_takes_the_recipe_from_the_checkpoint(coco_
     assert saved["offset_loss_weight"] == 0.5 and saved["data"] == [str(coco_dir / "ann.json")]
     no_data = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "new"), "--device", "cpu"])
     assert no_data.exit_code == 1 and "no training data" in no_data.stderr
+    nothing = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "new"), "--resume"])
+    assert nothing.exit_code == 1 and "--resume: no checkpoint at" in nothing.stderr
 
 
 def test_init_from_official_dekr_weights_keeps_gru_identity(coco_dir, tmp_path):
