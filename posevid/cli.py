@@ -187,6 +187,10 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.pt exactly; the recipe (data, "
                                                           "model, steps, lr, ...) comes from the checkpoint.")] = False,
     no_temporal: Annotated[bool, typer.Option("--no-temporal", help="Train the per-frame network.")] = False,
+    freeze_frame_net: Annotated[bool, typer.Option("--freeze-frame-net", help="Train only the ConvGRU on top of "
+                                                   "fixed --init weights (their per-frame twin stays exact).")] = False,
+    occlude: Annotated[float, typer.Option(help="Chance per clip of an occluder sliding across a person.")] = 0.0,
+    blur: Annotated[float, typer.Option(help="Chance per clip of one motion-blurred frame.")] = 0.0,
     image_root: Annotated[Optional[str], typer.Option(help="Folder COCO image paths start from.")] = None,
     device: Annotated[Device, typer.Option(help="Where to train.")] = Device.auto,
     amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (bfloat16 on CPU, float16 on GPU).")] = False,
@@ -211,7 +215,8 @@ def train(
             raise PosevidError(f"--zoom must be MIN,MAX numbers, got {zoom!r}") from None
         recipe = dict(data=tuple(data or ()), model=model, image_root=image_root, clip_len=clip_len, batch=batch,
                       steps=steps, lr=lr, input_size=input_size, zoom=zoom_range, offset_loss_weight=offset_weight,
-                      temporal=not no_temporal, seed=seed)
+                      temporal=not no_temporal, freeze_frame_net=freeze_frame_net, occlude=occlude, blur=blur,
+                      seed=seed)
         if resume:  # what the command line leaves out comes from the checkpoint
             saved = saved_recipe(out)
             option = {"offset_loss_weight": "offset_weight", "temporal": "no_temporal"}

@@ -42,6 +42,9 @@ class TrainConfig:
     zoom: tuple[float, float] = (0.75, 1.35)  # scale range (log-uniform) after fitting the frame into the crop
     init: str | None = None  # official DEKR or posevid checkpoint to start from
     temporal: bool = True
+    freeze_frame_net: bool = False  # train only the ConvGRU; the per-frame network (BN statistics too) stays fixed
+    occlude: float = 0.0  # chance per clip of a sliding occluder (context the GRU can use)
+    blur: float = 0.0  # chance per clip of one motion-blurred frame
     offset_loss_weight: float = 0.03  # DEKR's COCO setting
     device: str = "cpu"
     amp: bool = False
@@ -67,6 +70,11 @@ class TrainConfig:
         for name in ("clip_len", "batch", "steps", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise PosevidError(f"--{name.replace('_', '-')} must be at least 1")
+        for name in ("occlude", "blur"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise PosevidError(f"--{name} is a probability in [0, 1], got {getattr(self, name)}")
+        if self.freeze_frame_net and not self.temporal:
+            raise PosevidError("--freeze-frame-net trains only the ConvGRU: it cannot go with --no-temporal")
         if self.time_limit is not None and not self.time_limit > 0:
             raise PosevidError(f"--time-limit must be positive, got {self.time_limit}")
 
@@ -139,7 +147,8 @@ class StepSampler(Sampler):
 def load_sources(cfg: TrainConfig) -> list:
     from posevid.data.readers import Augment, ClipSampler, read_annotations
 
-    augment = Augment(out_width=cfg.input_size, out_height=cfg.input_size, scale=cfg.zoom)
+    augment = Augment(out_width=cfg.input_size, out_height=cfg.input_size, scale=cfg.zoom, occlude=cfg.occlude,
+                      blur=cfg.blur)
     sources = []
     for d in cfg.data:
         path = Path(d)
@@ -197,7 +206,11 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, dict],
     last = cfg.out / "last.pt"
 
     model = DEKR(model_config(cfg.model), temporal=cfg.temporal)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.freeze_frame_net:
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith("temporal."))
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                                 weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.steps))
     start = 0
     if resume:
@@ -214,6 +227,9 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, dict],
             raise PosevidError(f"{cfg.init}: weights are for model {init_cfg.name}, not {cfg.model}")
         load_state(model, state, cfg.init)  # an official DEKR file: the GRU keeps its identity start
     model.to(device).train()
+    if cfg.freeze_frame_net:  # BN statistics of the fixed network stay as they were, too
+        for name, module in model.named_children():
+            module.train(name == "temporal")
     net = model
     if dist.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -290,7 +306,7 @@ def _any_rank(flag: bool, device: torch.device, dist: Distributed) -> bool:
 
 # What a resumed run must share with the run it continues (paths, workers and logging may change).
 RECIPE_FIELDS = ("model", "clip_len", "batch", "steps", "lr", "weight_decay", "input_size", "zoom", "temporal",
-                 "offset_loss_weight", "seed")
+                 "freeze_frame_net", "occlude", "blur", "offset_loss_weight", "seed")
 
 
 def _resume_checkpoint(last: Path) -> tuple[dict[str, torch.Tensor], dict]:

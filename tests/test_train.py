@@ -156,6 +156,25 @@ def test_init_from_official_dekr_weights_keeps_gru_identity(coco_dir, tmp_path):
     assert "temporal.out.weight" in trained
 
 
+def test_freeze_frame_net_trains_only_the_gru(coco_dir, tmp_path):
+    torch.manual_seed(1)
+    start = DEKR(model_config("lite")).state_dict()
+    torch.save(start, tmp_path / "start.pt")
+    cfg = config(coco_dir, tmp_path / "run", lr=1e-2, init=str(tmp_path / "start.pt"), freeze_frame_net=True,
+                 occlude=1.0, blur=0.5)
+    trained = load_model(weights=train(cfg)).state_dict()
+    for k, v in start.items():
+        if k.startswith("temporal."):
+            continue
+        assert torch.equal(trained[k], v), k  # weights and BN running statistics alike
+    assert not torch.equal(trained["temporal.gates.weight"], start["temporal.gates.weight"])
+    assert not torch.equal(trained["temporal.project.1.running_mean"], start["temporal.project.1.running_mean"])
+    with pytest.raises(PosevidError, match="cannot go with --no-temporal"):
+        config(coco_dir, tmp_path, freeze_frame_net=True, temporal=False)
+    with pytest.raises(PosevidError, match="--occlude is a probability"):
+        config(coco_dir, tmp_path, occlude=1.5)
+
+
 def test_ddp_two_cpu_processes_end_with_equal_weights(coco_dir, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "posevid",
            "train", "--data", str(coco_dir / "ann.json"), "--out", str(tmp_path / "ddp"), "--steps", "2",

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from posevid.data.degrade import blur_one_frame, moving_occluder
 from posevid.errors import PosevidError
 from posevid.skeleton import COCO
 
@@ -216,6 +217,8 @@ class Augment:
     rotation_deg: float = 30.0  # max rotation either way
     translate: float = 0.15  # max shift as a fraction of the output size
     flip_prob: float = 0.5  # horizontal flip (left/right keypoints swapped)
+    occlude: float = 0.0  # chance per clip of an occluder sliding across a person (see data/degrade.py)
+    blur: float = 0.0  # chance per clip of one motion-blurred frame after the first
 
 
 def random_affine(rng: np.random.Generator, width: int, height: int, aug: Augment) -> tuple[np.ndarray, bool]:
@@ -293,4 +296,10 @@ class ClipSampler:
             tids.append(r.track_ids.copy())
             m = ignore_mask(r, H, W).astype(np.uint8)
             ign.append(cv2.warpAffine(m, M, (a.out_width, a.out_height), flags=cv2.INTER_NEAREST) > 0)
-        return Clip(np.stack(frames), kps, tids, np.stack(ign), M, flip)
+        frames = np.stack(frames)
+        # Drawn only when enabled, so clips of recipes without them stay as they were.
+        if a.occlude > 0 and rng.uniform() < a.occlude:
+            moving_occluder(rng, frames, kps)
+        if a.blur > 0 and rng.uniform() < a.blur:
+            blur_one_frame(rng, frames)
+        return Clip(frames, kps, tids, np.stack(ign), M, flip)
