@@ -11,6 +11,7 @@ The metrics are pure functions on arrays (no I/O, no models), each tested on han
     track_acceleration_errors      ‖a_pred − a_gt‖ per 3 consecutive frames of one track
     jitter_score                   their mean over all tracks, px/frame²
     coco_keypoint_ap               COCO AP / AP50 / AP75 through pycocotools' COCOeval
+    people_found, people_counts    reported people against ground-truth boxes: found, false, missed
     center_regression_errors       offsets read at the true centers, error / person size
     mean_pose_errors               the same for a mean-pose oracle (knows each center and size)
 
@@ -108,6 +109,52 @@ def match_frame(
     return pi, labelled[gj], sim[pi, gj]
 
 
+def people_found(pred: np.ndarray, scores: np.ndarray, boxes: np.ndarray, threshold: float,
+                 ignore: np.ndarray | None = None) -> tuple[int, int, int]:
+    """(found, false, missed): one frame's reported people (pred (P, K, 3), scores (P,)) against its
+    ground-truth boxes.
+
+    A person with score >= threshold finds a box when the center of its keypoints' extent lies inside
+    it; each box is found at most once, people in score order, each taking the nearest free box that
+    contains its center. This needs no keypoints in the ground truth, only boxes (xywh), so it also
+    measures footage labelled with boxes alone; it counts what AP blurs together: phantom people
+    reported on objects, and people not reported at all. A person unmatched but inside an `ignore`
+    box (crowd regions) counts as neither found nor false.
+    """
+    pred = np.asarray(pred, np.float64)  # (P, K, 3)
+    keep = np.flatnonzero(np.asarray(scores) >= threshold)
+    keep = keep[np.argsort(-np.asarray(scores)[keep], kind="stable")]
+    centers = (pred[keep, :, :2].min(1) + pred[keep, :, :2].max(1)) / 2  # (P, 2)
+
+    def inside(b: np.ndarray) -> np.ndarray:  # (P, B) center inside box
+        b = np.asarray(b, np.float64).reshape(-1, 4)
+        x, y = centers[:, :1], centers[:, 1:]
+        return (x >= b[:, 0]) & (x <= b[:, 0] + b[:, 2]) & (y >= b[:, 1]) & (y <= b[:, 1] + b[:, 3])
+
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    hits = inside(boxes)
+    dist = np.linalg.norm(centers[:, None] - (boxes[:, :2] + boxes[:, 2:] / 2)[None], axis=2)
+    free = np.ones(len(boxes), bool)
+    found = false = 0
+    ignored = inside(ignore if ignore is not None else np.zeros((0, 4))).any(1)
+    for p in range(len(keep)):
+        options = np.flatnonzero(hits[p] & free)
+        if len(options):
+            free[options[np.argmin(dist[p, options])]] = False
+            found += 1
+        elif not ignored[p]:
+            false += 1
+    return found, false, int(free.sum())
+
+
+def people_counts(frames: list[FrameEval], threshold: float) -> tuple[int, int, int]:
+    """people_found summed over frames."""
+    totals = np.zeros(3, np.int64)
+    for f in frames:
+        totals += people_found(f.pred, f.scores, f.boxes, threshold, f.ignore_boxes)
+    return int(totals[0]), int(totals[1]), int(totals[2])
+
+
 @dataclass
 class FrameEval:
     """One annotated frame: its ground truth and one model's predictions, source pixels."""
@@ -121,6 +168,8 @@ class FrameEval:
     pred: np.ndarray  # (P, K, 3) x, y, keypoint score
     scores: np.ndarray  # (P,) pose scores
     nms_score: float  # the predictor's local-NMS score for this frame
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # (B, 4) xywh of every non-crowd person
+    ignore_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # (C, 4) crowd regions
 
 
 def oks_score(frames: list[FrameEval]) -> tuple[float | None, int]:
@@ -257,6 +306,7 @@ class GroundTruth:
     coco: dict  # COCO ground truth for COCOeval: person = category 1, COCO keypoint order, fields filled
     labelled: set[int]  # image ids that are scored (PoseTrack's "is_labeled": false ones are not)
     people: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]  # image id → (gt (G,17,3), areas, track ids)
+    boxes: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # image id → (people, crowd) xywh
 
 
 def _fill_box_area(kp: np.ndarray, bbox, area) -> tuple[list[float], float]:
@@ -299,7 +349,7 @@ def _parse_ground_truth(path: Path) -> GroundTruth:
                        "width": int(img.get("width", 0)), "height": int(img.get("height", 0))})
         if img.get("is_labeled", True) is not False:
             labelled.add(int(img["id"]))
-    anns, people_lists = [], {}
+    anns, people_lists, box_lists = [], {}, {}
     for a in data["annotations"]:
         if person is not None and a.get("category_id", person["id"]) != person["id"]:
             continue
@@ -312,6 +362,8 @@ def _parse_ground_truth(path: Path) -> GroundTruth:
         nk = int((kp[:, 2] > 0).sum())
         anns.append({"id": len(anns) + 1, "image_id": int(a["image_id"]), "category_id": 1, "iscrowd": crowd,
                      "keypoints": kp.reshape(-1).tolist(), "num_keypoints": nk, "bbox": box, "area": area})
+        if box[2] > 0 and box[3] > 0:  # people labelled with a box alone count for people_found
+            box_lists.setdefault(int(a["image_id"]), ([], []))[crowd].append(box)
         if not crowd and nk > 0:
             people_lists.setdefault(int(a["image_id"]), []).append((kp, area, int(a.get("track_id", -1))))
     people = {
@@ -321,7 +373,9 @@ def _parse_ground_truth(path: Path) -> GroundTruth:
     category = {"id": 1, "name": "person", "supercategory": "person", "keypoints": list(COCO.names),
                 "skeleton": [[i + 1, j + 1] for i, j in COCO.edges]}
     coco = {"images": images, "annotations": anns, "categories": [category]}
-    return GroundTruth(path, videos, coco, labelled, people)
+    boxes = {k: (np.array(v[0], np.float64).reshape(-1, 4), np.array(v[1], np.float64).reshape(-1, 4))
+             for k, v in box_lists.items()}
+    return GroundTruth(path, videos, coco, labelled, people, boxes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,11 +455,23 @@ class ModelReport:
     jitter: float | None  # mean keypoint acceleration error, px/frame²
     jitter_count: int  # (track, frame) terms in that mean
     nms_per_frame: list[list[float]]  # per video, every frame in order (annotated or not)
+    people: dict = field(default_factory=dict)  # people_found totals: threshold, found, false, missed
+
+    @property
+    def people_precision(self) -> float | None:
+        reported = self.people.get("found", 0) + self.people.get("false", 0)
+        return self.people["found"] / reported if reported else None
+
+    @property
+    def people_recall(self) -> float | None:
+        labelled = self.people.get("found", 0) + self.people.get("missed", 0)
+        return self.people["found"] / labelled if labelled else None
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in (
+        return {**{k: getattr(self, k) for k in (
             "name", "frames", "local_nms_score", "oks_score", "matched", "AP", "AP50", "AP75", "jitter",
-            "jitter_count", "nms_per_frame")}
+            "jitter_count", "nms_per_frame", "people")},
+            "people_precision": self.people_precision, "people_recall": self.people_recall}
 
 
 @dataclass
@@ -422,13 +488,15 @@ class Report:
 
     def table(self) -> str:
         """The models side by side as a plain-text table."""
-        head = ["model", "local NMS score", "OKS score", "AP", "AP50", "AP75", "jitter px/frame²"]
+        at = self.models[0].people.get("threshold") if self.models else None
+        head = ["model", "local NMS score", "OKS score", "AP", "AP50", "AP75", "jitter px/frame²",
+                f"people P/R @{at:g}" if at is not None else "people P/R"]
 
         def num(x, digits=3):
             return "n/a" if x is None else f"{x:.{digits}f}"
 
         rows = [[m.name, num(m.local_nms_score), num(m.oks_score), num(m.AP), num(m.AP50), num(m.AP75),
-                 num(m.jitter, 2)] for m in self.models]
+                 num(m.jitter, 2), f"{num(m.people_precision, 2)}/{num(m.people_recall, 2)}"] for m in self.models]
         widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
 
         def line(cells):
@@ -439,15 +507,17 @@ class Report:
                           f"{frames} annotated frames in {len(self.videos)} videos"])
 
 
-def model_report(name: str, frames: list[FrameEval], gt: GroundTruth,
-                 nms_per_frame: list[list[float]]) -> ModelReport:
+def model_report(name: str, frames: list[FrameEval], gt: GroundTruth, nms_per_frame: list[list[float]],
+                 people_threshold: float) -> ModelReport:
     """All metrics of one model from its scored frames."""
+    found, false, missed = people_counts(frames, people_threshold)
     nms = [f.nms_score for f in frames]
     oks_mean, matched = oks_score(frames)
     jit, jit_n = jitter_score(frames)
     ap = coco_keypoint_ap(gt.coco, coco_results(frames), [f.image_id for f in frames])
     return ModelReport(name, len(frames), float(np.mean(nms)) if nms else None, oks_mean, matched,
-                       ap["AP"], ap["AP50"], ap["AP75"], jit, jit_n, nms_per_frame)
+                       ap["AP"], ap["AP50"], ap["AP75"], jit, jit_n, nms_per_frame,
+                       {"threshold": people_threshold, "found": found, "false": false, "missed": missed})
 
 
 def evaluate(
@@ -491,6 +561,7 @@ def evaluate(
     nms_curves: list[list[list[float]]] = [[] for _ in named]
     names: list[str] = []
     empty = (np.zeros((0, len(COCO.names), 3)), np.zeros(0), np.zeros(0, np.int64))
+    no_boxes = (np.zeros((0, 4)), np.zeros((0, 4)))
     for v_index, video in enumerate(gt.videos):
         frame_of = {r.image_id: r for r in video.frames}
         sources = _sources(video, root)
@@ -507,14 +578,16 @@ def evaluate(
                         if image_id is None or image_id not in gt.labelled:
                             continue
                         g, areas, tids = gt.people.get(image_id, empty)
+                        boxes, crowd = gt.boxes.get(image_id, no_boxes)
                         scored[m].append(FrameEval(video.video_id, frame_of[image_id].frame_id, image_id, g,
                                                    areas, tids, res.poses.keypoints, res.poses.scores,
-                                                   res.nms_score))
+                                                   res.nms_score, boxes, crowd))
         for m in range(len(named)):
             nms_curves[m].append(curves[m])
         if progress:
             progress(v_index + 1, len(gt.videos))
-    models = [model_report(name, scored[m], gt, nms_curves[m]) for m, (name, _) in enumerate(named)]
+    people_at = max(threshold, PredictConfig().threshold)  # people as `posevid infer` reports them by default
+    models = [model_report(name, scored[m], gt, nms_curves[m], people_at) for m, (name, _) in enumerate(named)]
     p = predictors[-1]
     decoding = {"input_size": p.input_size, "flip": p.config.flip, "snap_radius": p.snap_radius}
     return Report(str(annotations), names, float(threshold), models, decoding)

@@ -196,6 +196,38 @@ def test_coco_ap_of_one_shifted_prediction_counts_the_thresholds_it_passes():
 # ground truth, report and plot
 
 
+# ---------------------------------------------------------------------------------------------
+# people found against boxes
+
+
+def test_people_found_counts_found_false_and_missed_people():
+    boxes = np.array([[0, 0, 100, 200], [150, 0, 100, 200]])  # two people, xywh
+    pred = np.stack([person(50, 100, 20), person(60, 110, 20), person(400, 100, 20), person(200, 90, 20)])
+    scores = np.array([0.9, 0.8, 0.7, 0.05])
+    # the 0.9 person takes box 0; the 0.8 one lies in box 0 too (taken): false; the 0.7 one is on no box:
+    # false; the 0.05 one (in box 1) is below the threshold, so box 1 is missed
+    assert E.people_found(pred, scores, boxes, threshold=0.1) == (1, 2, 1)
+    assert E.people_found(pred, scores, boxes, threshold=0.0) == (2, 2, 0)
+    # a crowd region makes the person on no box neither found nor false
+    assert E.people_found(pred, scores, boxes, 0.1, ignore=np.array([[350, 0, 100, 200]])) == (1, 1, 1)
+    # the center of the keypoints' extent decides, not their mean; nothing reported, nothing labelled
+    lopsided = person(50, 100, 20)
+    lopsided[:, 0] = 95
+    lopsided[0, 0] = 205  # extent 95..205: center 150, inside box 1 only
+    assert E.people_found(lopsided[None], np.ones(1), boxes, 0.1) == (1, 0, 1)
+    assert E.people_found(np.zeros((0, K, 3)), np.zeros(0), boxes, 0.1) == (0, 0, 2)
+    assert E.people_found(pred, scores, np.zeros((0, 4)), 0.1) == (0, 3, 0)
+    # two boxes contain the center: the nearer box center is taken, so a second person can take the other
+    nested = np.array([[0, 0, 300, 300], [40, 80, 30, 40]])
+    assert E.people_found(np.stack([person(55, 100, 10), person(150, 150, 10)]), np.ones(2), nested, 0.1) == (2, 0, 0)
+
+    f1 = frame([pred[0]], [person(50, 100)], scores=[0.9])
+    f1.boxes = boxes
+    f2 = frame([], [], scores=[])
+    f2.boxes = boxes[:1]
+    assert E.people_counts([f1, f2], 0.1) == (1, 0, 2)
+
+
 def test_ground_truth_fills_missing_fields_and_reorders_keypoints(tmp_path):
     names = list(COCO.names)[::-1]  # the file stores keypoints in reverse order
     kp = person(50, 60)
@@ -222,6 +254,15 @@ def test_ground_truth_fills_missing_fields_and_reorders_keypoints(tmp_path):
     assert crowd["iscrowd"] == 1 and crowd["area"] == 50
     g, areas, tids = gt.people[5]
     assert g.shape == (1, K, 3) and tids.tolist() == [4] and areas[0] == pytest.approx(w * h)
+    people_boxes, crowd_boxes = gt.boxes[5]
+    assert np.allclose(people_boxes, [a0["bbox"]]) and np.allclose(crowd_boxes, [[0, 0, 10, 10]])
+
+    # a person labelled with a box alone is not scored by OKS or AP, but people_found sees the box
+    boxed = {**data, "annotations": [{"image_id": 5, "bbox": [1, 2, 30, 40]}]}
+    (tmp_path / "boxed.json").write_text(json.dumps(boxed))
+    gt = E.load_ground_truth(tmp_path / "boxed.json")
+    assert 5 not in gt.people and gt.coco["annotations"][0]["num_keypoints"] == 0
+    assert gt.boxes[5][0].tolist() == [[1, 2, 30, 40]] and gt.boxes[5][1].shape == (0, 4)
 
     (tmp_path / "bad.json").write_text("{")
     (tmp_path / "folder.json").mkdir()
@@ -238,7 +279,8 @@ def test_ground_truth_fills_missing_fields_and_reorders_keypoints(tmp_path):
 
 def _report(curves_t, curves_p) -> E.Report:
     def m(name, curves, ap):
-        return E.ModelReport(name, 3, 0.4, 0.8, 5, ap, 0.9, None, 1.25, 2, curves)
+        return E.ModelReport(name, 3, 0.4, 0.8, 5, ap, 0.9, None, 1.25, 2, curves,
+                             {"threshold": 0.1, "found": 3, "false": 1, "missed": 0} if ap else {})
 
     return E.Report("ann.json", ["v.mp4"], 0.0, [m("temporal", curves_t, 0.5), m("per-frame", curves_p, None)])
 
@@ -253,6 +295,8 @@ def test_report_table_dict_and_plot(tmp_path):
     assert "local NMS score" in lines[0] and "jitter px/frame²" in lines[0]
     assert lines[2].startswith("temporal") and "0.500" in lines[2] and "1.25" in lines[2]
     assert lines[3].startswith("per-frame") and "n/a" in lines[3]
+    assert "people P/R @0.1" in lines[0] and lines[2].endswith("0.75/1.00") and lines[3].endswith("n/a/n/a")
+    assert d["models"]["temporal"]["people_precision"] == 0.75 and d["models"]["per-frame"]["people_recall"] is None
     assert np.allclose(E.mean_curve([[0.2, 0.5, 0.6, 0.62], [0.3, 0.55]]), [0.25, 0.525, 0.6, 0.62])
 
     png = tmp_path / "nms.png"
@@ -329,6 +373,9 @@ def test_evaluate_end_to_end(tmp_path, tiny_models):
     assert report.videos == [str(tmp_path / "videos" / "clip.mp4"), str(tmp_path / "still.png")]
     d = json.loads(json.dumps(report.to_dict()))
     assert list(d["models"]) == ["temporal", "per-frame"]
+    gt = E.load_ground_truth(path)
+    n_people = sum(len(gt.boxes[i][0]) for i in gt.labelled if i in gt.boxes)
+    assert n_people > 0
     for m in d["models"].values():
         assert m["frames"] == 6  # 5 labelled video frames + the still
         assert [len(c) for c in m["nms_per_frame"]] == [6, 1]  # every frame runs, labelled or not
@@ -336,6 +383,9 @@ def test_evaluate_end_to_end(tmp_path, tiny_models):
         assert keys <= set(m)
         assert m["local_nms_score"] is not None and 0 <= m["AP"] <= 1
         assert m["jitter_count"] >= 0 and m["matched"] >= 0
+        # every labelled person is found or missed; people are counted as infer reports them (>= 0.1)
+        assert m["people"]["threshold"] == 0.1
+        assert m["people"]["found"] + m["people"]["missed"] == n_people
     assert "temporal" in report.table() and "per-frame" in report.table()
     png = E.plot_nms_scores(report, tmp_path / "nms.png")
     assert cv2.imread(str(png)).shape == (400, 900, 3)
