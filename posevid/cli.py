@@ -93,7 +93,7 @@ def infer(
     device: Annotated[Device, typer.Option(help="Where the network runs.")] = Device.auto,
     no_video: Annotated[bool, typer.Option("--no-video", help="Write keypoints only.")] = False,
     no_temporal: Annotated[bool, typer.Option("--no-temporal", help="Per-frame DEKR: skip the ConvGRU.")] = False,
-    threshold: Annotated[float, typer.Option(help="Minimum pose score reported.")] = 0.1,
+    threshold: Annotated[float, typer.Option(help="Minimum pose score reported.")] = 0.2,  # PredictConfig's
     flip: Annotated[bool, typer.Option("--flip", help="Flip test: average with the mirrored frame (2× slower).")] = False,
     input_size: Annotated[Optional[int], typer.Option(help="Shorter input side in pixels, multiple of 32 "
                                                            "[default: the model's].")] = None,

@@ -12,6 +12,7 @@ import pytest
 
 from posevid import evaluate as E
 from posevid.errors import PosevidError
+from posevid.predict import PredictConfig
 from posevid.skeleton import COCO
 
 K = len(COCO.names)
@@ -383,8 +384,8 @@ def test_evaluate_end_to_end(tmp_path, tiny_models):
         assert keys <= set(m)
         assert m["local_nms_score"] is not None and 0 <= m["AP"] <= 1
         assert m["jitter_count"] >= 0 and m["matched"] >= 0
-        # every labelled person is found or missed; people are counted as infer reports them (>= 0.1)
-        assert m["people"]["threshold"] == 0.1
+        # every labelled person is found or missed; people are counted as infer reports them by default
+        assert m["people"]["threshold"] == PredictConfig().threshold
         assert m["people"]["found"] + m["people"]["missed"] == n_people
     assert "temporal" in report.table() and "per-frame" in report.table()
     png = E.plot_nms_scores(report, tmp_path / "nms.png")
