@@ -280,3 +280,12 @@ def test_help_shows_the_defaults_written_in_brackets():
     result = runner.invoke(app, ["eval", "--help"], terminal_width=200)
     assert result.exit_code == 0
     assert "[default: shipped]" in result.output and "[default: the weights']" in result.output
+
+
+def test_infer_reports_people_at_the_library_default_threshold():
+    # The CLI keeps its own literal (torch is imported lazily), so the two must not drift apart.
+    import inspect
+
+    from posevid import cli
+
+    assert inspect.signature(cli.infer).parameters["threshold"].default == PredictConfig().threshold
