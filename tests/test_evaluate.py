@@ -474,3 +474,16 @@ def test_center_regression_end_to_end(tmp_path, tiny_models):
     assert r["median_error"]["network"] > 0 and r["median_error"]["mean_pose_oracle"] >= 0
     assert 0 <= r["left_right_swapped_closer"] <= 1
     assert set(r["per_keypoint"]) == set(COCO.names)
+
+
+def test_the_hand_boxed_example_clip_loads_as_ground_truth():
+    """examples/pedestrians.people.json: boxes only, inside the 768×576 frames it names, scored by people_found."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "pedestrians.people.json"
+    gt = E.load_ground_truth(path)
+    assert len(gt.labelled) == 9 and not gt.people  # no keypoints: OKS and AP have nothing to score
+    boxes = np.concatenate([gt.boxes[i][0] for i in sorted(gt.labelled)])
+    assert boxes.shape == (54, 4)
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 0] + boxes[:, 2] <= 768).all() and (boxes[:, 1] + boxes[:, 3] <= 576).all()
+    assert [r.frame_id for r in gt.videos[0].frames] == [0, 15, 30, 45, 60, 75, 90, 105, 119]
