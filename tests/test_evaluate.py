@@ -194,10 +194,6 @@ def test_coco_ap_of_one_shifted_prediction_counts_the_thresholds_it_passes():
 
 
 # ---------------------------------------------------------------------------------------------
-# ground truth, report and plot
-
-
-# ---------------------------------------------------------------------------------------------
 # people found against boxes
 
 
@@ -227,6 +223,10 @@ def test_people_found_counts_found_false_and_missed_people():
     f2 = frame([], [], scores=[])
     f2.boxes = boxes[:1]
     assert E.people_counts([f1, f2], 0.1) == (1, 0, 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# ground truth, report and plot
 
 
 def test_ground_truth_fills_missing_fields_and_reorders_keypoints(tmp_path):
