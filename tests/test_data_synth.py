@@ -17,10 +17,12 @@ def _pool():
     return A.BackgroundPool([])  # procedural clutter: tests do not depend on installed photos
 
 
-@pytest.fixture(scope="module")
-def clip():
-    """One small training clip with the renderer's buffers, chosen to have several people."""
-    config = S.SynthConfig(num_clips=1, num_frames=6, width=128, height=96, seed=5, max_people=4, occluder_prob=1.0)
+@pytest.fixture(scope="module", params=[0.0, 1.0], ids=["no-props", "props"])
+def clip(request):
+    """One small training clip with the renderer's buffers, chosen to have several people; without
+    and with props standing around."""
+    config = S.SynthConfig(num_clips=1, num_frames=6, width=128, height=96, seed=5, max_people=4, occluder_prob=1.0,
+                           prop_prob=request.param)
     buffers = []
     frames, anns, _ = S.compose_clip(config, 0, _pool(), buffers=buffers)
     return config, frames, anns, buffers
@@ -53,6 +55,27 @@ def test_visible_keypoints_lie_on_their_person_and_occluded_ones_behind_another_
             mask = ids == pid
             assert a["area"] == mask.sum()
     assert counts[2] > 0 and counts[1] > 0
+
+
+def test_props_change_pixels_and_occlusion_but_never_where_keypoints_are():
+    base = dict(num_clips=1, num_frames=4, width=128, height=96, seed=5, max_people=4, occluder_prob=0.0)
+    frames0, anns0, _ = S.compose_clip(S.SynthConfig(**base), 0, _pool())
+    buffers = []
+    frames1, anns1, _ = S.compose_clip(S.SynthConfig(**base, prop_prob=1.0), 0, _pool(), buffers=buffers)
+    assert any((b["ids"] >= S._PROP_ID0).any() for b in buffers)  # props were drawn
+    assert any(not np.array_equal(f0, f1) for f0, f1 in zip(frames0, frames1))
+    for a0s, a1s in zip(anns0, anns1):
+        assert [a["track_id"] for a in a0s] == [a["track_id"] for a in a1s]
+        for a0, a1 in zip(a0s, a1s):
+            k0, k1 = np.reshape(a0["keypoints"], (17, 3)), np.reshape(a1["keypoints"], (17, 3))
+            on = k1[:, 2] > 0
+            assert np.array_equal(k0[on, :2], k1[on, :2])
+            assert (k1[:, 2] <= k0[:, 2]).all()  # a prop can only hide a keypoint, never reveal one
+
+
+def test_prop_probability_is_validated():
+    with pytest.raises(ValueError, match="prop_prob"):
+        S.SynthConfig(prop_prob=1.5)
 
 
 def test_frames_and_annotation_fields(clip):
@@ -141,10 +164,14 @@ def test_synth_and_show_commands(tmp_path):
     from posevid.data.cli import app
 
     out = tmp_path / "ds"
-    args = ["synth", str(out), "--clips", "1", "--frames", "3", "--size", "64x48", "--workers", "1"]
+    args = ["synth", str(out), "--clips", "1", "--frames", "3", "--size", "64x48", "--workers", "1",
+            "--props", "1", "--no-photos", "--procedural", "1"]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     assert (out / "videos" / "000000.mp4").exists()
+    info = json.loads((out / "annotations.json").read_text())["info"]
+    assert info["config"]["prop_prob"] == 1.0 and info["config"]["procedural_fraction"] == 1.0
+    assert info["num_backgrounds"] == 0  # --no-photos
     r = CliRunner().invoke(app, ["show", str(out), "--out", str(tmp_path / "sheet.png"), "--frames", "2"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "sheet.png").stat().st_size > 1000

@@ -47,6 +47,13 @@ def synth(
     backgrounds: Annotated[Optional[list[str]], typer.Option(
         help="Folder of your own background photos without people (repeatable); default: the curated "
              "Debian photos.")] = None,
+    props: Annotated[float, typer.Option(
+        help="Chance a clip has upright non-person things standing around (poles, signs, cones, bins).")] = 0.0,
+    occluders: Annotated[float, typer.Option(help="Chance a clip has things drifting in front of people.")] = 0.5,
+    procedural: Annotated[float, typer.Option(
+        help="Share of people moved by procedural motion instead of motion capture.")] = 0.3,
+    photos: Annotated[bool, typer.Option(
+        help="--no-photos: procedural clutter instead of photo backgrounds and cut-outs.")] = True,
 ) -> None:
     """Render synthetic clips of people with exact 2D keypoints (mp4 + COCO/PoseTrack-style JSON)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -62,12 +69,13 @@ def synth(
             raise PosevidError(f"{out} already holds a dataset; choose another folder")
         try:
             config = SynthConfig(split=split.value, num_clips=clips, num_frames=frames, width=w, height=h,
-                                 seed=seed, max_people=max_people)
+                                 seed=seed, max_people=max_people, prop_prob=props, occluder_prob=occluders,
+                                 procedural_fraction=procedural)
         except ValueError as e:
             raise PosevidError(str(e)) from None
         with Progress(TextColumn("clips"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
             task = bar.add_task("synth", total=clips)
-            data = generate(config, out, workers=workers, background_dirs=backgrounds,
+            data = generate(config, out, workers=workers, background_dirs=backgrounds, photos=photos,
                             progress=lambda done, total: bar.update(task, completed=done))
     except PosevidError as e:
         raise _fail(str(e)) from None

@@ -20,6 +20,7 @@ from posevid import __version__
 from posevid.data import appearance as A
 from posevid.data import body as B
 from posevid.data import motion as M
+from posevid.data import props as P
 from posevid.data.render import Camera, look_at, rasterize
 from posevid.errors import PosevidError
 from posevid.skeleton import COCO
@@ -29,6 +30,7 @@ SPLIT_YAW = {"train": (0.0, 180.0), "front": (0.0, 30.0), "side": (60.0, 120.0)}
 _SPLIT_CODE = {"train": 0, "front": 1, "side": 2}
 _EVAL_MOTION_FRACTION = 0.25  # the last quarter of each mocap file is held out for front/side
 _OCCLUDER_ID0 = 100  # ids >= this in the id buffer are occluding objects, below are people
+_PROP_ID0 = 200  # ids >= this are props standing in the scene
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class SynthConfig:
     max_people: int = 4  # 1..max_people people per clip
     procedural_fraction: float = 0.3  # share of people moved by procedural motion instead of mocap
     occluder_prob: float = 0.5  # chance a clip has photo patches / object cut-outs moving around people
+    prop_prob: float = 0.0  # chance a clip has upright non-person things (poles, signs, cones, ...) standing
+    # around; drawn from a stream of their own, so a clip with props equals the same clip without them
+    # but for pixels and occlusion (0 keeps the pinned evaluation splits as they were)
     crf: tuple[int, int] = (18, 32)  # H.264 constant rate factor range (higher = more artefacts)
     write_video: bool = True  # False: annotations only (tests, checksums)
 
@@ -53,6 +58,9 @@ class SynthConfig:
             raise ValueError("num_clips, num_frames and max_people must be >= 1")
         if self.width < 32 or self.height < 32 or self.width % 2 or self.height % 2:
             raise ValueError("width and height must be even and >= 32 (H.264 needs even sizes)")
+        for name in ("procedural_fraction", "occluder_prob", "prop_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be within 0..1, got {getattr(self, name)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,25 +293,35 @@ def compose_clip(config: SynthConfig, index: int, backgrounds: A.BackgroundPool,
     occluders = _random_occluders(rng, photo_rng, backgrounds, config) if rng.uniform() < config.occluder_prob else []
     crf = int(rng.integers(config.crf[0], config.crf[1] + 1))
 
-    faces = np.concatenate([p.body.faces + i * len(p.body.rest_vertices) for i, p in enumerate(people)])
-    face_ids = np.concatenate([np.full(len(p.body.faces), i, np.int16) for i, p in enumerate(people)])
+    props = []
+    prop_rng = np.random.default_rng(np.random.SeedSequence([config.seed, _SPLIT_CODE[config.split], index, 2]))
+    if prop_rng.uniform() < config.prop_prob:
+        paths = [p.kps[:, [11, 12]].mean(1)[:, :2] for p in people]
+        props = P.random_props(prop_rng, paths, centre, cam_pos[:, :2])
+
+    # People then props, as one mesh: vertices (T, ...) per person, static per prop.
+    meshes = [(p.verts, p.body.faces, p.normals, p.outfit) for p in people]
+    meshes += [(q.verts[None].repeat(T, 0), q.faces, q.normals[None].repeat(T, 0), q.look) for q in props]
+    ids = list(range(len(people))) + [_PROP_ID0 + k for k in range(len(props))]
+    start = np.cumsum([0] + [m[0].shape[1] for m in meshes])
+    faces = np.concatenate([m[1] + s for m, s in zip(meshes, start)])
+    face_ids = np.concatenate([np.full(len(m[1]), i, np.int16) for m, i in zip(meshes, ids)])
     frames, annotations = [], []
     for t in range(T):
         cam = cams[t]
-        verts = np.concatenate([p.verts[t] for p in people])
+        verts = np.concatenate([m[0][t] for m in meshes])
         xy, z = cam.project(verts)
         colours = []
-        for p in people:
-            n = p.normals[t]
-            view = cam.position[None] - p.verts[t]
+        for v, _, n, surface in meshes:
+            view = cam.position[None] - v[t]
             view /= np.linalg.norm(view, axis=1, keepdims=True)
-            colours.append(A.shade(p.outfit, n, view, light))
+            colours.append(A.shade(surface, n[t], view, light))
         r = rasterize(xy, z, faces, np.concatenate(colours), face_ids, W, H)
         M_bg = np.float32([[1, 0, bg_drift[0] * t], [0, 1, bg_drift[1] * t]])
         img = cv2.warpAffine(background, M_bg, (W, H), borderMode=cv2.BORDER_REFLECT)
         _cast_shadows(img, people, t, cam, light)
-        person_px = r.ids >= 0
-        img[person_px] = r.color[person_px][:, ::-1] * 255.0  # RGB -> BGR
+        drawn = r.ids >= 0
+        img[drawn] = r.color[drawn][:, ::-1] * 255.0  # RGB -> BGR
         for k, occ in enumerate(occluders):
             _draw_occluder(img, r, occ, t, _OCCLUDER_ID0 + k, people, cam)
         frames.append(A.degrade(rng, img, look, t / config.fps))
@@ -498,21 +516,25 @@ def background_paths(split: str) -> list[str]:
 
 
 def generate(config: SynthConfig, out_dir: str, workers: int = 1, progress=None,
-             background_dirs: list[str] | None = None) -> dict:
+             background_dirs: list[str] | None = None, photos: bool = True) -> dict:
     """Write the clips and `annotations.json` under out_dir; returns the annotation dict.
 
     progress: optional callable(done, total) called after each clip.
     background_dirs: folders of the user's own photos without people, used instead of the curated
     Debian photos (annotations do not depend on the photos).
+    photos: False draws backgrounds and occluder patches as procedural clutter, without photos or
+    object cut-outs (to measure what real photos are worth).
     """
     os.makedirs(os.path.join(out_dir, "videos"), exist_ok=True)
-    if background_dirs:
+    if not photos:
+        bg = []
+    elif background_dirs:
         bg = A.list_backgrounds(tuple(background_dirs))
         if not bg:
             raise PosevidError(f"no images (.jpg, .png, .webp) under {', '.join(background_dirs)}")
     else:
         bg = background_paths(config.split)
-    objects = A.list_objects() if config.split == "train" else []
+    objects = A.list_objects() if config.split == "train" and photos else []
     jobs = [(config, i, out_dir) for i in range(config.num_clips)]
     results = {}
     if workers <= 1:
