@@ -177,6 +177,10 @@ def test_synth_and_show_commands(tmp_path):
     assert (tmp_path / "sheet.png").stat().st_size > 1000
     r = CliRunner().invoke(app, ["synth", str(out), "--clips", "1"])
     assert r.exit_code == 1 and "already holds a dataset" in r.output
+    r = CliRunner().invoke(app, ["synth", str(tmp_path / "x"), "--no-photos", "--backgrounds", str(tmp_path)])
+    assert r.exit_code == 1 and "exclude each other" in r.output
+    r = CliRunner().invoke(app, ["synth", str(tmp_path / "x"), "--props", "2"])
+    assert r.exit_code == 1 and "prop_prob" in r.output
     r = CliRunner().invoke(app, ["synth", str(tmp_path / "x"), "--size", "65x48"])
     assert r.exit_code == 1 and "even" in r.output
 

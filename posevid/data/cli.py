@@ -62,6 +62,8 @@ def synth(
 
     try:
         w, h = _parse_size(size)
+        if backgrounds and not photos:
+            raise PosevidError("--backgrounds and --no-photos exclude each other")
         for d in backgrounds or []:
             if not os.path.isdir(d):
                 raise PosevidError(f"--backgrounds {d}: not a folder")
