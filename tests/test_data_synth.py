@@ -73,6 +73,19 @@ def test_props_change_pixels_and_occlusion_but_never_where_keypoints_are():
             assert (k1[:, 2] <= k0[:, 2]).all()  # a prop can only hide a keypoint, never reveal one
 
 
+def test_props_cast_shadows_on_the_ground(monkeypatch):
+    from posevid.data import props as P
+
+    config = S.SynthConfig(num_clips=1, num_frames=1, width=128, height=128, seed=77, prop_prob=1.0, occluder_prob=0.0)
+    buffers = []
+    with_shadow, _, _ = S.compose_clip(config, 3, _pool(), buffers=buffers)
+    monkeypatch.setattr(P.Prop, "surface_points", lambda self: np.zeros((0, 3)))
+    without, _, _ = S.compose_clip(config, 3, _pool())
+    darker = without[0].astype(int).sum(2) - with_shadow[0].astype(int).sum(2)
+    background = buffers[0]["ids"] < 0
+    assert (darker[background] > 15).sum() > 20 and (darker[background] < -15).sum() == 0
+
+
 def test_prop_probability_is_validated():
     with pytest.raises(ValueError, match="prop_prob"):
         S.SynthConfig(prop_prob=1.5)

@@ -24,6 +24,15 @@ class Prop:
     normals: np.ndarray  # (V, 3)
     look: Outfit  # albedo, shininess (thickness unused)
 
+    def surface_points(self, per_face: int = 6) -> np.ndarray:
+        """(F * per_face², 3) points spread over the faces: long thin triangles (a 4 m pole is 12 of
+        them) need more than their corners to cast a continuous shadow."""
+        u = (np.arange(per_face) + 0.5) / per_face
+        a, b = np.meshgrid(u, u)
+        keep = a + b < 1.0
+        w = np.stack([1 - a[keep] - b[keep], a[keep], b[keep]], 1)  # barycentric, inside each face
+        return np.einsum("sk,fkc->fsc", w, self.verts[self.faces]).reshape(-1, 3)
+
 
 def lathe(profile: list[tuple[float, float]], segments: int = 12) -> tuple[np.ndarray, np.ndarray]:
     """Surface of revolution about the z axis from (z, radius) points, bottom to top, with flat caps.

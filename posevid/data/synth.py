@@ -319,7 +319,7 @@ def compose_clip(config: SynthConfig, index: int, backgrounds: A.BackgroundPool,
         r = rasterize(xy, z, faces, np.concatenate(colours), face_ids, W, H)
         M_bg = np.float32([[1, 0, bg_drift[0] * t], [0, 1, bg_drift[1] * t]])
         img = cv2.warpAffine(background, M_bg, (W, H), borderMode=cv2.BORDER_REFLECT)
-        _cast_shadows(img, people, t, cam, light)
+        _cast_shadows(img, people, t, cam, light, props)
         drawn = r.ids >= 0
         img[drawn] = r.color[drawn][:, ::-1] * 255.0  # RGB -> BGR
         for k, occ in enumerate(occluders):
@@ -333,20 +333,23 @@ def compose_clip(config: SynthConfig, index: int, backgrounds: A.BackgroundPool,
     return frames, annotations, crf
 
 
-def _cast_shadows(img: np.ndarray, people: list[Person], t: int, cam: Camera, light: A.Lighting) -> None:
-    """Darken the background where the people's shadows fall on the ground plane (z = 0), along the
-    key light (kept at least 15 degrees above the horizon). Pixels only: annotations are unaffected."""
+def _cast_shadows(img: np.ndarray, people: list[Person], t: int, cam: Camera, light: A.Lighting,
+                  props: list[P.Prop] = ()) -> None:
+    """Darken the background where the people's and props' shadows fall on the ground plane (z = 0),
+    along the key light (kept at least 15 degrees above the horizon). Pixels only: annotations are
+    unaffected."""
     d = light.direction.astype(np.float64).copy()
     d[2] = min(d[2], -0.26 * np.linalg.norm(d[:2]) - 1e-3)
     d /= np.linalg.norm(d)
     strength = float(np.clip(0.7 * light.key / (light.key + light.ambient), 0.15, 0.6))
     H, W = img.shape[:2]
     shade = np.zeros((H, W), np.float32)
-    for p in people:
-        v = p.verts[t][::4].astype(np.float64)
+    things = [(p.verts[t][::4], p.kps[t]) for p in people] + [(q.surface_points(), q.verts) for q in props]
+    for verts, extent in things:
+        v = verts.astype(np.float64)
         on_ground = v - (v[:, 2:3] / d[2]) * d[None]  # slide each point along the light to z = 0
         xy, z = cam.project(on_ground)
-        height_px = np.ptp(cam.project(p.kps[t])[0][:, 1]) + 1.0
+        height_px = np.ptp(cam.project(extent)[0][:, 1]) + 1.0
         shade = np.maximum(shade, A.ground_shadow(xy, z > 0.1, W, H, 0.1 * height_px))
     img *= (1.0 - strength * shade)[..., None]
 
