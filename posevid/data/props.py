@@ -39,7 +39,7 @@ def lathe(profile: list[tuple[float, float]], segments: int = 12) -> tuple[np.nd
 
     Each band between two profile points has its own ring of vertices at both ends, so a band can be
     coloured on its own (the stripes of a cone) and the caps shade flat.
-    Returns vertices (V, 3) and faces (F, 3); vertex k*2*S .. of band k.
+    Returns vertices (V, 3) and faces (F, 3); band k owns vertices 2·k·segments to 2·(k+1)·segments.
     """
     a = np.linspace(0, 2 * np.pi, segments, endpoint=False)
     c, s = np.cos(a), np.sin(a)
@@ -88,7 +88,7 @@ def _colour(rng: np.random.Generator) -> np.ndarray:
     if rng.uniform() < 0.5:
         return np.full(3, rng.uniform(0.1, 0.85)) * rng.uniform(0.95, 1.05, 3)
     hsv_v, sat = rng.uniform(0.25, 0.95), rng.uniform(0.3, 1.0)
-    rgb = np.clip(np.abs(((rng.uniform() * 6 + np.array([0, 4, 2])) % 6) - 3) - 1, 0, 1)
+    rgb = np.clip(np.abs(((rng.uniform() * 6 + np.array([0, 4, 2])) % 6) - 3) - 1, 0, 1)  # a random hue
     return hsv_v * (1 - sat + sat * rgb)
 
 
@@ -112,11 +112,11 @@ def _shape(kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray,
         col = np.tile(np.array([0.35, 0.25, 0.15]) * u(0.5, 1.3), (len(v), 1))
     elif kind == "cone":
         r, h = u(0.12, 0.3), u(0.4, 1.0)
-        zs = np.linspace(0, h, 6)
-        v, f = lathe([(0.0, r * 1.4), (0.03, r * 1.4), (0.03, r)] + [(z, r * (1 - 0.85 * z / h)) for z in zs[1:]])
+        zs, seg = np.linspace(0, h, 6), 12
+        v, f = lathe([(0.0, r * 1.4), (0.03, r * 1.4), (0.03, r)] + [(z, r * (1 - 0.85 * z / h)) for z in zs[1:]],
+                     segments=seg)
         col = np.tile(_ORANGE * u(0.7, 1.05), (len(v), 1))
-        seg = 12
-        for band in (3, 5):  # white bands on the upper part
+        for band in (3, 5):  # white bands on the upper part (bands 0-1 are the square foot)
             col[band * 2 * seg:(band + 1) * 2 * seg] = _WHITE
     elif kind == "bollard":  # bollards, bins, hydrants, pillars: fat and person-high or lower
         r, h = u(0.1, 0.35), u(0.5, 1.9)
