@@ -86,6 +86,26 @@ def test_props_cast_shadows_on_the_ground(monkeypatch):
     assert (darker[background] > 15).sum() > 20 and (darker[background] < -15).sum() == 0
 
 
+def test_a_prop_reaching_behind_the_camera_casts_a_bounded_shadow(monkeypatch):
+    from posevid.data import props as P
+    from posevid.data.render import look_at, vertex_normals
+
+    # A block from 1e-6 m to 2 m in front of the camera: its near corners project to millions of
+    # pixels, which once made the shadow's blur kernel tens of GB.
+    v, f = P.box(4.0, 2.0, 1.0)
+    v[:, 1] += 1.0 + 1e-6
+    look = A.Outfit(np.ones((len(v), 3), np.float32), np.zeros(len(v), np.float32), np.zeros(len(v), np.float32))
+    block = P.Prop(v.astype(np.float32), f, vertex_normals(v, f), look)
+    cam = look_at(np.array([0.0, 0.0, 1.0]), np.array([0.0, 5.0, 1.0]), 60.0, 64, 48)
+    sizes = []
+    shadow = A.ground_shadow
+    monkeypatch.setattr(A, "ground_shadow", lambda xy, ok, w, h, size: sizes.append(size) or shadow(xy, ok, w, h, 1.0))
+    img = np.full((48, 64, 3), 200.0, np.float32)
+    light = A.Lighting(np.array([0.3, 0.3, -1.0]) / np.linalg.norm([0.3, 0.3, -1.0]), 0.8, 0.5, np.ones(3))
+    S._cast_shadows(img, [], 0, cam, light, [block])
+    assert sizes and max(sizes) <= 0.4 * 48  # a tenth of at most four frame heights
+
+
 def test_prop_probability_is_validated():
     with pytest.raises(ValueError, match="prop_prob"):
         S.SynthConfig(prop_prob=1.5)

@@ -349,7 +349,11 @@ def _cast_shadows(img: np.ndarray, people: list[Person], t: int, cam: Camera, li
         v = verts.astype(np.float64)
         on_ground = v - (v[:, 2:3] / d[2]) * d[None]  # slide each point along the light to z = 0
         xy, z = cam.project(on_ground)
-        height_px = np.ptp(cam.project(extent)[0][:, 1]) + 1.0
+        ext_xy, ext_z = cam.project(extent)
+        if not (ext_z > 0.1).any():
+            continue
+        # Only what is in front of the camera: a prop reaching behind it would project to infinity.
+        height_px = min(np.ptp(ext_xy[ext_z > 0.1, 1]) + 1.0, 4.0 * H)
         shade = np.maximum(shade, A.ground_shadow(xy, z > 0.1, W, H, 0.1 * height_px))
     img *= (1.0 - strength * shade)[..., None]
 
