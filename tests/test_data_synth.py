@@ -213,7 +213,7 @@ def test_synth_and_show_commands(tmp_path):
     r = CliRunner().invoke(app, ["synth", str(tmp_path / "x"), "--no-photos", "--backgrounds", str(tmp_path)])
     assert r.exit_code == 1 and "exclude each other" in r.output
     r = CliRunner().invoke(app, ["synth", str(tmp_path / "x"), "--props", "2"])
-    assert r.exit_code == 1 and "prop_prob" in r.output
+    assert r.exit_code == 1 and "--props must be within 0..1" in r.output
     r = CliRunner().invoke(app, ["synth", str(tmp_path / "x"), "--size", "65x48"])
     assert r.exit_code == 1 and "even" in r.output
 

@@ -74,7 +74,11 @@ def synth(
                                  seed=seed, max_people=max_people, prop_prob=props, occluder_prob=occluders,
                                  procedural_fraction=procedural)
         except ValueError as e:
-            raise PosevidError(str(e)) from None
+            message = str(e)
+            for field, flag in (("prop_prob", "--props"), ("occluder_prob", "--occluders"),
+                                ("procedural_fraction", "--procedural")):
+                message = message.replace(field, flag)  # the user typed flags, not config fields
+            raise PosevidError(message) from None
         with Progress(TextColumn("clips"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
             task = bar.add_task("synth", total=clips)
             data = generate(config, out, workers=workers, background_dirs=backgrounds, photos=photos,
