@@ -102,7 +102,7 @@ def test_a_prop_reaching_behind_the_camera_casts_a_bounded_shadow(monkeypatch):
     monkeypatch.setattr(A, "ground_shadow", lambda xy, ok, w, h, size: sizes.append(size) or shadow(xy, ok, w, h, 1.0))
     img = np.full((48, 64, 3), 200.0, np.float32)
     light = A.Lighting(np.array([0.3, 0.3, -1.0]) / np.linalg.norm([0.3, 0.3, -1.0]), 0.8, 0.5, np.ones(3))
-    S._cast_shadows(img, [], 0, cam, light, [block])
+    S._cast_shadows(img, [(block.surface_points(), block.verts)], cam, light)
     assert sizes and max(sizes) <= 0.4 * 48  # a tenth of at most four frame heights
 
 

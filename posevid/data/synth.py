@@ -306,6 +306,7 @@ def compose_clip(config: SynthConfig, index: int, backgrounds: A.BackgroundPool,
     start = np.cumsum([0] + [m[0].shape[1] for m in meshes])
     faces = np.concatenate([m[1] + s for m, s in zip(meshes, start)])
     face_ids = np.concatenate([np.full(len(m[1]), i, np.int16) for m, i in zip(meshes, ids)])
+    prop_shadows = [(q.surface_points(), q.verts) for q in props]  # static: computed once, not per frame
     frames, annotations = [], []
     for t in range(T):
         cam = cams[t]
@@ -319,7 +320,7 @@ def compose_clip(config: SynthConfig, index: int, backgrounds: A.BackgroundPool,
         r = rasterize(xy, z, faces, np.concatenate(colours), face_ids, W, H)
         M_bg = np.float32([[1, 0, bg_drift[0] * t], [0, 1, bg_drift[1] * t]])
         img = cv2.warpAffine(background, M_bg, (W, H), borderMode=cv2.BORDER_REFLECT)
-        _cast_shadows(img, people, t, cam, light, props)
+        _cast_shadows(img, [(p.verts[t][::4], p.kps[t]) for p in people] + prop_shadows, cam, light)
         drawn = r.ids >= 0
         img[drawn] = r.color[drawn][:, ::-1] * 255.0  # RGB -> BGR
         for k, occ in enumerate(occluders):
@@ -333,18 +334,20 @@ def compose_clip(config: SynthConfig, index: int, backgrounds: A.BackgroundPool,
     return frames, annotations, crf
 
 
-def _cast_shadows(img: np.ndarray, people: list[Person], t: int, cam: Camera, light: A.Lighting,
-                  props: list[P.Prop] = ()) -> None:
-    """Darken the background where the people's and props' shadows fall on the ground plane (z = 0),
-    along the key light (kept at least 15 degrees above the horizon). Pixels only: annotations are
-    unaffected."""
+def _cast_shadows(img: np.ndarray, things: list[tuple[np.ndarray, np.ndarray]], cam: Camera,
+                  light: A.Lighting) -> None:
+    """Darken the background where the shadows of things (people, props) fall on the ground plane
+    (z = 0), along the key light (kept at least 15 degrees above the horizon). Pixels only: annotations
+    are unaffected.
+
+    things: per thing, (points (N, 3) that cast the shadow, points (M, 3) whose image height sets its blur).
+    """
     d = light.direction.astype(np.float64).copy()
     d[2] = min(d[2], -0.26 * np.linalg.norm(d[:2]) - 1e-3)
     d /= np.linalg.norm(d)
     strength = float(np.clip(0.7 * light.key / (light.key + light.ambient), 0.15, 0.6))
     H, W = img.shape[:2]
     shade = np.zeros((H, W), np.float32)
-    things = [(p.verts[t][::4], p.kps[t]) for p in people] + [(q.surface_points(), q.verts) for q in props]
     for verts, extent in things:
         v = verts.astype(np.float64)
         on_ground = v - (v[:, 2:3] / d[2]) * d[None]  # slide each point along the light to z = 0
