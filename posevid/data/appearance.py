@@ -200,7 +200,7 @@ class Outfit:
     thickness: np.ndarray
 
 
-def _cloth_colour(rng: np.random.Generator) -> np.ndarray:
+def cloth_colour(rng: np.random.Generator) -> np.ndarray:
     if rng.uniform() < 0.3:  # greys, black, white, navy: common in real clothes
         v = rng.uniform(0.03, 0.95)
         return np.array([v, v, v]) * rng.uniform(0.9, 1.1, 3)
@@ -208,7 +208,7 @@ def _cloth_colour(rng: np.random.Generator) -> np.ndarray:
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0] / 255.0
 
 
-def _texture(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
+def cloth_pattern(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
     """(V,) pattern in [0, 1] from rest positions p (V, 3): plain, stripes, checks, blotches."""
     kind = rng.choice(["plain", "stripes", "checks", "blotch", "plain"])
     if kind == "plain":
@@ -267,10 +267,10 @@ def random_outfit(rng: np.random.Generator, body: Body) -> Outfit:
     thickness[top] = rng.uniform(0.003, 0.025)
     thickness[bottom] = rng.uniform(0.003, 0.035)
     thickness[shoes] = rng.uniform(0.004, 0.012)
-    top_c, bottom_c, shoe_c = _cloth_colour(rng), _cloth_colour(rng), _cloth_colour(rng) * 0.7
+    top_c, bottom_c, shoe_c = cloth_colour(rng), cloth_colour(rng), cloth_colour(rng) * 0.7
     for mask, c in ((top, top_c), (bottom, bottom_c)):
-        pattern = _texture(rng, p)
-        second = _cloth_colour(rng) if rng.uniform() < 0.5 else c * rng.uniform(0.4, 0.8)
+        pattern = cloth_pattern(rng, p)
+        second = cloth_colour(rng) if rng.uniform() < 0.5 else c * rng.uniform(0.4, 0.8)
         col = c[None] * (1 - pattern[:, None]) + second[None] * pattern[:, None]
         albedo[mask] = col[mask]
         shininess[mask] = rng.uniform(0.0, 0.2)

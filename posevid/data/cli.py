@@ -49,6 +49,8 @@ def synth(
              "Debian photos.")] = None,
     props: Annotated[float, typer.Option(
         help="Chance a clip has upright non-person things standing around (poles, signs, cones, bins).")] = 0.0,
+    garments: Annotated[float, typer.Option(
+        help="Chance a person wears a skirt, dress or long coat hanging over the legs.")] = 0.0,
     occluders: Annotated[float, typer.Option(help="Chance a clip has things drifting in front of people.")] = 0.5,
     procedural: Annotated[float, typer.Option(
         help="Share of people moved by procedural motion instead of motion capture.")] = 0.3,
@@ -71,11 +73,13 @@ def synth(
             raise PosevidError(f"{out} already holds a dataset; choose another folder")
         try:
             config = SynthConfig(split=split.value, num_clips=clips, num_frames=frames, width=w, height=h,
-                                 seed=seed, max_people=max_people, prop_prob=props, occluder_prob=occluders,
+                                 seed=seed, max_people=max_people, prop_prob=props, garment_prob=garments,
+                                 occluder_prob=occluders,
                                  procedural_fraction=procedural)
         except ValueError as e:
             message = str(e)
-            for field, flag in (("prop_prob", "--props"), ("occluder_prob", "--occluders"),
+            for field, flag in (("prop_prob", "--props"), ("garment_prob", "--garments"),
+                                ("occluder_prob", "--occluders"),
                                 ("procedural_fraction", "--procedural")):
                 message = message.replace(field, flag)  # the user typed flags, not config fields
             raise PosevidError(message) from None
