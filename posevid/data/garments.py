@@ -105,8 +105,7 @@ def random_garment(rng: np.random.Generator, body: Body, outfit: Outfit, verts: 
     if (up[:, 2] / np.linalg.norm(up, axis=1)).min() < 0.5:  # torso more than 60 degrees off vertical
         return None
     part = np.array(PARTS)[body.vertex_part]
-    torso = part == "torso"
-    top_colour = np.median(outfit.albedo[torso], axis=0)
+    top_colour = np.median(outfit.albedo[part == "torso"], axis=0)
     if kind == "skirt":
         length, colour = rng.uniform(0.3, 0.95), cloth_colour(rng)
     elif kind == "dress":
@@ -144,7 +143,7 @@ def random_garment(rng: np.random.Generator, body: Body, outfit: Outfit, verts: 
     under = outfit.albedo.copy()
     if kind != "coat":  # legs below the hem: skin (bare) or tights; shoes stay
         ankle_z = float((body.keypoint_regressor[[15, 16]] @ rest)[:, 2].max())
-        legs = np.isin(part, ["thigh", "shin", "hips"]) & (rest[:, 2] > ankle_z + 0.05)
+        legs = np.isin(part, ["thigh", "shin"]) & (rest[:, 2] > ankle_z + 0.05)  # the hips stay (no bare midriff)
         skin = np.median(outfit.albedo[part == "hand"], axis=0)  # hands are never covered
         tights = cloth_colour(rng) * 0.5 if rng.uniform() < 0.4 else skin
         under[legs] = tights
