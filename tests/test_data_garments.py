@@ -73,3 +73,55 @@ def test_an_upright_body_gets_a_garment_below_the_shoulders_and_one_upside_down_
         assert under.albedo.shape == outfit.albedo.shape
     upside_down = [1.0, 1.0, -1.0]
     assert G.random_garment(np.random.default_rng(0), body, outfit, verts * upside_down, kps * upside_down) is None
+
+
+def _head() -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints of an upright person facing -y, and points of a head, neck and back behind the ears."""
+    k = _kps(0.0)
+    k[0] = [0.0, -0.09, 1.62]  # nose
+    k[3], k[4] = [0.07, 0.0, 1.6], [-0.07, 0.0, 1.6]  # ears
+    z = np.linspace(1.1, 1.75, 40)
+    x = np.linspace(-0.1, 0.1, 9)
+    X, Z = np.meshgrid(x, z)
+    Y = np.where(Z > 1.5, 0.09, 0.12)  # back of the skull, then the upper back further behind
+    return k, np.stack([X.ravel(), Y.ravel(), Z.ravel()], 1)
+
+
+def test_long_hair_hangs_behind_the_head_and_the_back_and_faces_away_from_them():
+    k, body = _head()
+    v = G.hair_rows(k, body, length=0.4, width=0.08)
+    grid = v.reshape(G._HAIR_ROWS, G._HAIR_COLS, 3)
+    assert (v[:, 1] >= -1e-9).all()  # behind the line between the ears: the face stays free
+    mid = grid[:, G._HAIR_COLS // 2]
+    assert (mid[:, 1] > np.where(mid[:, 2] > 1.5, 0.09, 0.12)).all()  # off the body behind it
+    assert np.allclose(np.diff(mid[:, 2]), -0.4 / (G._HAIR_ROWS - 1))  # falls straight down
+    f = G.sheet_faces(G._HAIR_ROWS, G._HAIR_COLS)
+    n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    half = len(f) // 2
+    centre = np.abs(v[f[:, 0], 0]) < 0.03  # faces over the middle of the back
+    assert (n[:half][centre[:half], 1] > 0).all() and (n[half:][centre[half:], 1] < 0).all()
+
+
+def test_long_hair_only_for_people_with_hair_who_stand():
+    pytest.importorskip("anny")
+    from dataclasses import replace
+
+    from posevid.data import appearance as A
+    from posevid.data import body as B
+
+    body = B.build_body({k: 0.5 for k in B.PHENOTYPES})
+    verts = body.rest_vertices[None]
+    kps = (body.keypoint_regressor @ body.rest_vertices)[None]
+    outfit = A.random_outfit(np.random.default_rng(0), body)
+    crown = int(np.argmax(body.rest_vertices[:, 2]))
+    hair = outfit.albedo.copy()
+    hair[crown] = [0.1, 0.05, 0.02]
+    with_hair = replace(outfit, albedo=hair)
+    h = G.random_hair(np.random.default_rng(0), body, with_hair, verts, kps)
+    assert h.verts.shape == (1, G._HAIR_ROWS * G._HAIR_COLS, 3)
+    assert np.allclose(h.look.albedo.mean(0), hair[crown], atol=0.03)  # the cap's colour
+    bald = hair.copy()
+    bald[crown] = np.median(outfit.albedo[body.vertex_part == B.PARTS.index("hand")], axis=0)
+    assert G.random_hair(np.random.default_rng(0), body, replace(outfit, albedo=bald), verts, kps) is None
+    flip = [1.0, 1.0, -1.0]
+    assert G.random_hair(np.random.default_rng(0), body, with_hair, verts * flip, kps * flip) is None

@@ -17,11 +17,11 @@ def _pool():
     return A.BackgroundPool([])  # procedural clutter: tests do not depend on installed photos
 
 
-@pytest.fixture(scope="module", params=[{}, {"prop_prob": 1.0}, {"garment_prob": 1.0}],
-                ids=["plain", "props", "garments"])
+@pytest.fixture(scope="module", params=[{}, {"prop_prob": 1.0}, {"garment_prob": 1.0, "long_hair_prob": 1.0}],
+                ids=["plain", "props", "garments-hair"])
 def clip(request):
     """One small training clip with the renderer's buffers, chosen to have several people; plain,
-    with props standing around, and with everyone in a skirt, dress or coat."""
+    with props standing around, and with everyone in a skirt, dress or coat and long hair where they can."""
     config = S.SynthConfig(num_clips=1, num_frames=6, width=128, height=96, seed=5, max_people=4, occluder_prob=1.0,
                            **request.param)
     buffers = []
@@ -58,7 +58,7 @@ def test_visible_keypoints_lie_on_their_person_and_occluded_ones_behind_another_
     assert counts[2] > 0 and counts[1] > 0
 
 
-@pytest.mark.parametrize("extra", ["prop_prob", "garment_prob"])
+@pytest.mark.parametrize("extra", ["prop_prob", "garment_prob", "long_hair_prob"])
 def test_props_and_garments_change_pixels_and_occlusion_but_never_where_keypoints_are(extra):
     base = dict(num_clips=1, num_frames=4, width=128, height=96, seed=5, max_people=4, occluder_prob=0.0)
     frames0, anns0, _ = S.compose_clip(S.SynthConfig(**base), 0, _pool())
@@ -66,9 +66,10 @@ def test_props_and_garments_change_pixels_and_occlusion_but_never_where_keypoint
     frames1, anns1, _ = S.compose_clip(S.SynthConfig(**base, **{extra: 1.0}), 0, _pool(), buffers=buffers)
     if extra == "prop_prob":
         assert any((b["ids"] >= S._PROP_ID0).any() for b in buffers)  # props were drawn
-    else:  # garments belong to their person: masks (and areas) grow
+    else:  # garments and hair belong to their person: masks (and areas) grow
         area0 = sum(a["area"] for frame in anns0 for a in frame)
-        assert sum(a["area"] for frame in anns1 for a in frame) > 1.05 * area0
+        grow = 1.05 if extra == "garment_prob" else 1.0  # long hair adds little next to a skirt
+        assert sum(a["area"] for frame in anns1 for a in frame) > grow * area0
     assert any(not np.array_equal(f0, f1) for f0, f1 in zip(frames0, frames1))
     for a0s, a1s in zip(anns0, anns1):
         assert [a["track_id"] for a in a0s] == [a["track_id"] for a in a1s]
@@ -112,7 +113,7 @@ def test_a_prop_reaching_behind_the_camera_casts_a_bounded_shadow(monkeypatch):
     assert sizes and max(sizes) <= 0.4 * 48  # a tenth of at most four frame heights
 
 
-@pytest.mark.parametrize("name", ["prop_prob", "garment_prob"])
+@pytest.mark.parametrize("name", ["prop_prob", "garment_prob", "long_hair_prob"])
 def test_prop_and_garment_probabilities_are_validated(name):
     with pytest.raises(ValueError, match=name):
         S.SynthConfig(**{name: 1.5})
@@ -205,13 +206,13 @@ def test_synth_and_show_commands(tmp_path):
 
     out = tmp_path / "ds"
     args = ["synth", str(out), "--clips", "1", "--frames", "3", "--size", "64x48", "--workers", "1",
-            "--props", "1", "--garments", "1", "--no-photos", "--procedural", "1"]
+            "--props", "1", "--garments", "1", "--long-hair", "1", "--no-photos", "--procedural", "1"]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     assert (out / "videos" / "000000.mp4").exists()
     info = json.loads((out / "annotations.json").read_text())["info"]
     assert info["config"]["prop_prob"] == 1.0 and info["config"]["procedural_fraction"] == 1.0
-    assert info["config"]["garment_prob"] == 1.0
+    assert info["config"]["garment_prob"] == 1.0 and info["config"]["long_hair_prob"] == 1.0
     assert info["num_backgrounds"] == 0  # --no-photos
     r = CliRunner().invoke(app, ["show", str(out), "--out", str(tmp_path / "sheet.png"), "--frames", "2"])
     assert r.exit_code == 0, r.output
@@ -224,6 +225,8 @@ def test_synth_and_show_commands(tmp_path):
     assert r.exit_code == 1 and "--props must be within 0..1" in r.output
     r = CliRunner().invoke(app, ["synth", str(tmp_path / "x"), "--garments", "-0.1"])
     assert r.exit_code == 1 and "--garments must be within 0..1" in r.output
+    r = CliRunner().invoke(app, ["synth", str(tmp_path / "x"), "--long-hair", "3"])
+    assert r.exit_code == 1 and "--long-hair must be within 0..1" in r.output
     r = CliRunner().invoke(app, ["synth", str(tmp_path / "x"), "--size", "65x48"])
     assert r.exit_code == 1 and "even" in r.output
 

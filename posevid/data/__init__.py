@@ -5,7 +5,7 @@ Layout (the pipeline order):
     motion    -> joint rotations over time: CMU BVH motion capture and procedural motion
     render    -> pinhole camera and a numpy z-buffer rasteriser (depth, person-id mask, shading)
     appearance-> clothing colours/textures, real-photo backgrounds, camera degradations
-    garments  -> skirts, dresses and long coats hanging over the legs
+    garments  -> skirts, dresses and long coats hanging over the legs; long hair down the back
     props     -> upright non-person things standing in the scene (poles, signs, cones, bins)
     synth     -> clip composer, COCO/PoseTrack-style annotation file, parallel generation
     readers   -> COCO keypoints, PoseTrack-style video JSON, clip sampler with augmentation

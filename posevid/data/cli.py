@@ -51,6 +51,8 @@ def synth(
         help="Chance a clip has upright non-person things standing around (poles, signs, cones, bins).")] = 0.0,
     garments: Annotated[float, typer.Option(
         help="Chance a person wears a skirt, dress or long coat hanging over the legs.")] = 0.0,
+    long_hair: Annotated[float, typer.Option(
+        help="Chance a person with hair has long hair hanging down the back.")] = 0.0,
     occluders: Annotated[float, typer.Option(help="Chance a clip has things drifting in front of people.")] = 0.5,
     procedural: Annotated[float, typer.Option(
         help="Share of people moved by procedural motion instead of motion capture.")] = 0.3,
@@ -73,12 +75,12 @@ def synth(
             raise PosevidError(f"{out} already holds a dataset; choose another folder")
         try:
             config = SynthConfig(split=split.value, num_clips=clips, num_frames=frames, width=w, height=h,
-                                 seed=seed, max_people=max_people, prop_prob=props, garment_prob=garments,
+                                 seed=seed, max_people=max_people, prop_prob=props, garment_prob=garments, long_hair_prob=long_hair,
                                  occluder_prob=occluders,
                                  procedural_fraction=procedural)
         except ValueError as e:
             message = str(e)
-            for field, flag in (("prop_prob", "--props"), ("garment_prob", "--garments"),
+            for field, flag in (("prop_prob", "--props"), ("garment_prob", "--garments"), ("long_hair_prob", "--long-hair"),
                                 ("occluder_prob", "--occluders"),
                                 ("procedural_fraction", "--procedural")):
                 message = message.replace(field, flag)  # the user typed flags, not config fields

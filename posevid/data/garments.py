@@ -1,4 +1,4 @@
-"""Clothes that hang free of the legs: skirts, dresses and long coats.
+"""Clothes that hang free of the legs (skirts, dresses and long coats), and long hair.
 
 The outfit in appearance.py is painted on the body and pushed a few centimetres off the skin, which
 makes trousers and shirts but nothing that hangs between the legs. A skirt or a coat changes what a
@@ -148,3 +148,75 @@ def random_garment(rng: np.random.Generator, body: Body, outfit: Outfit, verts: 
         tights = cloth_colour(rng) * 0.5 if rng.uniform() < 0.4 else skin
         under[legs] = tights
     return Garment(g_verts.astype(np.float32), faces, normals.astype(np.float32), look), replace(outfit, albedo=under)
+
+
+# Long hair: a sheet hanging from the back of the skull. The painted hair cap of appearance.py lies on the
+# skin, so hair never left the body's silhouette; long hair over the shoulders and back does.
+_HAIR_ROWS, _HAIR_COLS = 8, 13
+_WRAP = 1.35  # the sheet wraps the back of the head from -_WRAP to +_WRAP radians (about ±77°)
+
+
+def sheet_faces(rows: int, cols: int) -> np.ndarray:
+    """Faces of a rows × cols grid (row-major, rows hanging down, columns from the person's right to
+    left, seen from behind): the side facing away from the body first, then the same faces reversed."""
+    r = np.arange(rows - 1)[:, None] * cols
+    c = np.arange(cols - 1)[None]
+    a, b, d, e = (r + c).ravel(), (r + c + 1).ravel(), (r + cols + c).ravel(), (r + cols + c + 1).ravel()
+    outer = np.concatenate([np.stack([a, b, d], 1), np.stack([b, e, d], 1)])
+    return np.concatenate([outer, outer[:, ::-1]]).astype(np.int64)
+
+
+def hair_rows(kps: np.ndarray, body: np.ndarray, length: float, width: float, rows: int = _HAIR_ROWS,
+              cols: int = _HAIR_COLS) -> np.ndarray:
+    """(rows·cols, 3) vertices of one frame's long hair.
+
+    kps: (17, 3) COCO keypoints, world; body: (V, 3) vertices of the head, neck and torso (the hair
+    lies on their back surface); length: how far the hair falls below the crown (m); width: half
+    width of the hair over the back (m). Each row is a horizontal half ellipse behind the line between
+    the ears; the rows fall straight down and keep 1 cm off the body in front of them.
+    """
+    ears = (kps[3] + kps[4]) / 2
+    flat = np.array([1.0, 1.0, 0.0])  # rows are horizontal: hair hangs with gravity, not along the head
+    e1 = (kps[3] - kps[4]) * flat  # towards the person's left
+    e1 /= max(float(np.linalg.norm(e1)), 1e-9)
+    back = (ears - kps[0]) * flat
+    back -= np.dot(back, e1) * e1
+    back /= max(float(np.linalg.norm(back)), 1e-9)
+    top = ears + np.array([0.0, 0.0, 0.04])  # the crown's back, above the ears
+    near = body[np.abs((body - top) @ e1) < 0.12]  # the body's band behind which the hair falls
+    phi = np.linspace(-_WRAP, _WRAP, cols)
+    out = np.empty((rows, cols, 3))
+    depth = 0.06
+    for r in range(rows):
+        c = top - np.array([0.0, 0.0, length * r / (rows - 1)])
+        level = near[np.abs(near[:, 2] - c[2]) < 0.04]
+        if len(level):
+            depth = max(float(((level - c) @ back).max()) + 0.01, 0.02)
+        side = np.abs((level - c) @ e1).max() + 0.01 if r == 0 and len(level) else width
+        out[r] = c + (side * np.sin(phi))[:, None] * e1 + (depth * np.cos(phi))[:, None] * back
+    return out.reshape(-1, 3)
+
+
+def random_hair(rng: np.random.Generator, body: Body, outfit: Outfit, verts: np.ndarray,
+                kps: np.ndarray) -> Garment | None:
+    """Long hair in the colour of the person's hair cap, over a clip; None for a bald person or one
+    upside down or lying in some frame."""
+    part = np.array(PARTS)[body.vertex_part]
+    crown = int(np.argmax(body.rest_vertices[:, 2]))
+    colour = outfit.albedo[crown].astype(np.float64)
+    skin = np.median(outfit.albedo[part == "hand"], axis=0)
+    up = (kps[:, 5] + kps[:, 6] - kps[:, 11] - kps[:, 12]) / 2
+    if np.abs(colour - skin).max() < 1e-6 or (up[:, 2] / np.linalg.norm(up, axis=1)).min() < 0.5:
+        return None
+    length, width = rng.uniform(0.2, 0.5), rng.uniform(0.06, 0.11)
+    carrier = np.isin(part, ["head", "neck", "torso"])
+    h_verts = np.stack([hair_rows(k, v[carrier], length, width)
+                        for v, k in zip(verts.astype(np.float64), kps.astype(np.float64))])
+    faces = sheet_faces(_HAIR_ROWS, _HAIR_COLS)
+    normals = np.stack([vertex_normals(v, faces[: len(faces) // 2]) for v in h_verts])
+    n = _HAIR_ROWS * _HAIR_COLS
+    col = np.tile(np.arange(_HAIR_COLS), _HAIR_ROWS)
+    strands = 1 + 0.15 * np.sin(col * rng.uniform(1.5, 3.0) + rng.uniform(0, 6.3))  # darker and lighter locks
+    albedo = colour[None] * strands[:, None]
+    look = Outfit(np.clip(albedo, 0, 1).astype(np.float32), np.full(n, 0.3, np.float32), np.zeros(n, np.float32))
+    return Garment(h_verts.astype(np.float32), faces, normals.astype(np.float32), look)

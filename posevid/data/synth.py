@@ -50,6 +50,7 @@ class SynthConfig:
     # around; drawn from a stream of their own, so a clip with props equals the same clip without them
     # but for pixels and occlusion (0 keeps the pinned evaluation splits as they were)
     garment_prob: float = 0.0  # chance a person wears a skirt, dress or long coat (own stream, as props)
+    long_hair_prob: float = 0.0  # chance a person with hair has long hair hanging down the back (own stream)
     crf: tuple[int, int] = (18, 32)  # H.264 constant rate factor range (higher = more artefacts)
     write_video: bool = True  # False: annotations only (tests, checksums)
 
@@ -60,7 +61,7 @@ class SynthConfig:
             raise ValueError("num_clips, num_frames and max_people must be >= 1")
         if self.width < 32 or self.height < 32 or self.width % 2 or self.height % 2:
             raise ValueError("width and height must be even and >= 32 (H.264 needs even sizes)")
-        for name in ("procedural_fraction", "occluder_prob", "prop_prob", "garment_prob"):
+        for name in ("procedural_fraction", "occluder_prob", "prop_prob", "garment_prob", "long_hair_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within 0..1, got {getattr(self, name)}")
 
@@ -301,19 +302,27 @@ def compose_clip(config: SynthConfig, index: int, backgrounds: A.BackgroundPool,
         paths = [p.kps[:, [11, 12]].mean(1)[:, :2] for p in people]
         props = P.random_props(prop_rng, paths, centre, cam_pos[:, :2])
 
-    garments = {}  # person index -> Garment, drawn with that person's id
-    garment_rng = np.random.default_rng(np.random.SeedSequence([config.seed, _SPLIT_CODE[config.split], index, 3]))
+    # Garments and long hair: meshes of their own, drawn with their person's id; each from its own stream.
+    worn: list[tuple[int, G.Garment]] = []
+    garment_rng, hair_rng = (np.random.default_rng(np.random.SeedSequence([config.seed, _SPLIT_CODE[config.split],
+                                                                            index, k])) for k in (3, 4))
     for i, p in enumerate(people):
         if garment_rng.uniform() < config.garment_prob:
             made = G.random_garment(garment_rng, p.body, p.outfit, p.verts, p.kps)
             if made is not None:
-                garments[i], p.outfit = made
+                worn.append((i, made[0]))
+                p.outfit = made[1]
+    for i, p in enumerate(people):
+        if hair_rng.uniform() < config.long_hair_prob:
+            hair = G.random_hair(hair_rng, p.body, p.outfit, p.verts, p.kps)
+            if hair is not None:
+                worn.append((i, hair))
 
-    # People, their garments, then props, as one mesh: vertices (T, ...) per person, static per prop.
+    # People, what they wear, then props, as one mesh: vertices (T, ...) per person, static per prop.
     meshes = [(p.verts, p.body.faces, p.normals, p.outfit) for p in people]
-    meshes += [(g.verts, g.faces, g.normals, g.look) for g in garments.values()]
+    meshes += [(g.verts, g.faces, g.normals, g.look) for _, g in worn]
     meshes += [(q.verts[None].repeat(T, 0), q.faces, q.normals[None].repeat(T, 0), q.look) for q in props]
-    ids = list(range(len(people))) + list(garments) + [_PROP_ID0 + k for k in range(len(props))]
+    ids = list(range(len(people))) + [i for i, _ in worn] + [_PROP_ID0 + k for k in range(len(props))]
     start = np.cumsum([0] + [m[0].shape[1] for m in meshes])
     faces = np.concatenate([m[1] + s for m, s in zip(meshes, start)])
     face_ids = np.concatenate([np.full(len(m[1]), i, np.int16) for m, i in zip(meshes, ids)])
@@ -331,8 +340,8 @@ def compose_clip(config: SynthConfig, index: int, backgrounds: A.BackgroundPool,
         r = rasterize(xy, z, faces, np.concatenate(colours), face_ids, W, H)
         M_bg = np.float32([[1, 0, bg_drift[0] * t], [0, 1, bg_drift[1] * t]])
         img = cv2.warpAffine(background, M_bg, (W, H), borderMode=cv2.BORDER_REFLECT)
-        casters = [(np.concatenate([p.verts[t][::4], garments[i].verts[t]]) if i in garments else p.verts[t][::4],
-                    p.kps[t]) for i, p in enumerate(people)]
+        casters = [(np.concatenate([p.verts[t][::4]] + [g.verts[t] for j, g in worn if j == i]), p.kps[t])
+                   for i, p in enumerate(people)]
         _cast_shadows(img, casters + prop_shadows, cam, light)
         drawn = r.ids >= 0
         img[drawn] = r.color[drawn][:, ::-1] * 255.0  # RGB -> BGR
