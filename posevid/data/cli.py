@@ -75,13 +75,12 @@ def synth(
             raise PosevidError(f"{out} already holds a dataset; choose another folder")
         try:
             config = SynthConfig(split=split.value, num_clips=clips, num_frames=frames, width=w, height=h,
-                                 seed=seed, max_people=max_people, prop_prob=props, garment_prob=garments, long_hair_prob=long_hair,
-                                 occluder_prob=occluders,
-                                 procedural_fraction=procedural)
+                                 seed=seed, max_people=max_people, prop_prob=props, garment_prob=garments,
+                                 long_hair_prob=long_hair, occluder_prob=occluders, procedural_fraction=procedural)
         except ValueError as e:
             message = str(e)
-            for field, flag in (("prop_prob", "--props"), ("garment_prob", "--garments"), ("long_hair_prob", "--long-hair"),
-                                ("occluder_prob", "--occluders"),
+            for field, flag in (("prop_prob", "--props"), ("garment_prob", "--garments"),
+                                ("long_hair_prob", "--long-hair"), ("occluder_prob", "--occluders"),
                                 ("procedural_fraction", "--procedural")):
                 message = message.replace(field, flag)  # the user typed flags, not config fields
             raise PosevidError(message) from None
