@@ -55,15 +55,20 @@ def test_rings_clear_both_legs_and_hang_from_the_waist_to_the_hem(stride):
     assert checked >= 6
 
 
-def test_an_upright_body_gets_a_garment_below_the_shoulders_and_one_upside_down_none():
+@pytest.fixture(scope="module")
+def standing():
+    """An anny body in its rest pose as a one-frame clip: body, vertices, keypoints, outfit."""
     pytest.importorskip("anny")
     from posevid.data import appearance as A
     from posevid.data import body as B
 
     body = B.build_body({k: 0.5 for k in B.PHENOTYPES})
-    verts = body.rest_vertices[None]
     kps = (body.keypoint_regressor @ body.rest_vertices)[None]
-    outfit = A.random_outfit(np.random.default_rng(0), body)
+    return body, body.rest_vertices[None], kps, A.random_outfit(np.random.default_rng(0), body)
+
+
+def test_an_upright_body_gets_a_garment_below_the_shoulders_and_one_upside_down_none(standing):
+    body, verts, kps, outfit = standing
     for seed in range(6):  # every kind
         g, under = G.random_garment(np.random.default_rng(seed), body, outfit, verts, kps)
         z = g.verts[0, :, 2]
@@ -102,17 +107,12 @@ def test_long_hair_hangs_behind_the_head_and_the_back_and_faces_away_from_them()
     assert (n[:half][centre[:half], 1] > 0).all() and (n[half:][centre[half:], 1] < 0).all()
 
 
-def test_long_hair_only_for_people_with_hair_who_stand():
-    pytest.importorskip("anny")
+def test_long_hair_only_for_people_with_hair_who_stand(standing):
     from dataclasses import replace
 
-    from posevid.data import appearance as A
     from posevid.data import body as B
 
-    body = B.build_body({k: 0.5 for k in B.PHENOTYPES})
-    verts = body.rest_vertices[None]
-    kps = (body.keypoint_regressor @ body.rest_vertices)[None]
-    outfit = A.random_outfit(np.random.default_rng(0), body)
+    body, verts, kps, outfit = standing
     crown = int(np.argmax(body.rest_vertices[:, 2]))
     hair = outfit.albedo.copy()
     hair[crown] = [0.1, 0.05, 0.02]
