@@ -19,8 +19,8 @@ import numpy as np
 from posevid import __version__
 from posevid.data import appearance as A
 from posevid.data import body as B
-from posevid.data import motion as M
 from posevid.data import garments as G
+from posevid.data import motion as M
 from posevid.data import props as P
 from posevid.data.render import Camera, look_at, rasterize
 from posevid.errors import PosevidError
