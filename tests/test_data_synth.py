@@ -298,3 +298,17 @@ def test_photos_added_after_the_pinned_splits_go_to_training_only():
     front, train = set(S.background_paths("front")), set(S.background_paths("train"))
     assert not front & set(later) and not front & train
     assert set(A.curated_backgrounds(A.TRAIN_ONLY_LIST)) <= train  # those installed here
+
+
+def test_eval_splits_photos_are_the_pinned_ones_and_others_are_refused(tmp_path, monkeypatch):
+    from posevid.data import splits
+    from posevid.errors import PosevidError
+
+    photos = S.background_paths("front")
+    if not photos:
+        pytest.skip("the Debian background photos are not installed (make install-synth)")
+    assert (len(photos), splits.photos_checksum(photos)) == splits.EXPECTED_PHOTOS
+    monkeypatch.setattr(splits, "background_paths", lambda split: photos[:-1])  # one photo missing
+    with pytest.raises(PosevidError, match="pinned background photos"):
+        splits.ensure_split("front", str(tmp_path))
+    assert not list(tmp_path.iterdir())  # refused before anything was written

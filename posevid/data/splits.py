@@ -2,17 +2,18 @@
 against a checksum of their annotations, so every machine evaluates on the same data.
 
 Held out from training: body shapes (`synth.eval_phenotypes`), the last quarter of every mocap file,
-one background photo in five, and the seeds below.
+one background photo in five of backgrounds.txt (15 photos, pinned by checksum), and the seeds below.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 from dataclasses import replace
 
 from posevid.data.motion import list_bvh_files, list_deepmimic_files
-from posevid.data.synth import SynthConfig, annotation_checksum, generate
+from posevid.data.synth import SynthConfig, annotation_checksum, background_paths, generate
 from posevid.errors import PosevidError
 
 GENERATOR_VERSION = 1  # bump when the generator changes what it draws; names the cache folder
@@ -27,6 +28,19 @@ EXPECTED_CHECKSUMS: dict[str, str | None] = {
     "front": "c16c4880e8fe5124d6ee97142c083a453a8db941141538478bbc35e26ea1b67c",
     "side": "1fac09d74d6e68b9f5416adb7b192f88ca5bdab4a621bb607494fd9509d77717",
 }
+
+# The annotation checksum cannot see pixels: a missing or changed photo would change every frame of a
+# split and no checksum would notice. So the photos the splits draw on (`synth.background_paths`, the
+# same for both) are pinned too: sha256 over each file's name and sha256, in order, as Debian 12 installs them.
+EXPECTED_PHOTOS = (15, "e67eb012f681b5d8d8a0696f7aba733831633332f669dd00f7ad3cbd201f4b28")
+
+
+def photos_checksum(paths: list[str]) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            h.update(os.path.basename(path).encode() + b"\0" + hashlib.sha256(f.read()).digest())
+    return h.hexdigest()
 
 
 def default_data_dir() -> str:
@@ -70,6 +84,12 @@ def ensure_split(name: str, data_dir: str | None = None, workers: int = 1, progr
     if not (list_bvh_files() and list_deepmimic_files()):
         raise PosevidError(f"building the {name} split needs the motion capture that `make install-synth` "
                            "installs (Debian assimp-testmodels and the pybullet package)")
+    if expected:
+        photos = background_paths(name)
+        if (len(photos), photos_checksum(photos)) != EXPECTED_PHOTOS:
+            raise PosevidError(f"the {name} split needs its {EXPECTED_PHOTOS[0]} pinned background photos, but "
+                               f"{len(photos)} are installed here or some differ: install the Debian packages "
+                               "of posevid/data/backgrounds.txt (`make install-synth`)")
     partial = folder + ".partial"
     if os.path.exists(partial):
         shutil.rmtree(partial)  # our own unfinished build, never a user folder
