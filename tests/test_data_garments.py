@@ -21,9 +21,9 @@ def _hips() -> np.ndarray:
     return np.stack([0.17 * np.cos(a), 0.12 * np.sin(a), np.full(16, 0.95)], 1)
 
 
-def test_tube_faces_outer_half_faces_out_and_inner_half_in():
+def test_closed_grid_faces_outer_half_faces_out_and_inner_half_in():
     rings = G.garment_rings(_kps(0.0), _hips(), 0.8, 0.05, 0.1, 0.2, (8, 0.0, 0.0))
-    f = G.tube_faces(G._RINGS, G._AROUND)
+    f = G.grid_faces(G._RINGS, G._AROUND, closed=True)
     n = np.cross(rings[f[:, 1]] - rings[f[:, 0]], rings[f[:, 2]] - rings[f[:, 0]])
     radial = rings[f].mean(1) - np.array([0.0, 0.0, 0.0])
     radial[:, 2] = 0  # away from the vertical axis of the tube
@@ -100,7 +100,7 @@ def test_long_hair_hangs_behind_the_head_and_the_back_and_faces_away_from_them()
     mid = grid[:, G._HAIR_COLS // 2]
     assert (mid[:, 1] > np.where(mid[:, 2] > 1.5, 0.09, 0.12)).all()  # off the body behind it
     assert np.allclose(np.diff(mid[:, 2]), -0.4 / (G._HAIR_ROWS - 1))  # falls straight down
-    f = G.sheet_faces(G._HAIR_ROWS, G._HAIR_COLS)
+    f = G.grid_faces(G._HAIR_ROWS, G._HAIR_COLS, closed=False)
     n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
     half = len(f) // 2
     centre = np.abs(v[f[:, 0], 0]) < 0.03  # faces over the middle of the back

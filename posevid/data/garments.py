@@ -31,16 +31,24 @@ class Garment:
     look: Outfit  # albedo and shininess per vertex (thickness unused)
 
 
-def tube_faces(rings: int, around: int) -> np.ndarray:
-    """Faces of a tube whose ring k (vertices k·around ...) lies below ring k - 1 and runs counter-clockwise
-    seen from above: outward faces first, then the same faces reversed, so the inside of the cloth is
-    drawn where the hem lets a camera see it (the rasteriser culls back faces)."""
-    k = np.arange(rings - 1)[:, None] * around
-    j = np.arange(around)[None]
-    j1 = (j + 1) % around
-    a, b, c, d = (k + j).ravel(), (k + j1).ravel(), (k + around + j).ravel(), (k + around + j1).ravel()
+def grid_faces(rows: int, cols: int, closed: bool) -> np.ndarray:
+    """Faces of a rows × cols grid of vertices (row k is vertices k·cols ...; each row lies below the one
+    before and runs counter-clockwise seen from above; closed: the last column joins the first, a tube).
+    Outward faces first, then the same faces reversed, so the inside of cloth or hair is drawn where a
+    camera sees it (the rasteriser culls back faces)."""
+    k = np.arange(rows - 1)[:, None] * cols
+    j = np.arange(cols if closed else cols - 1)[None]
+    j1 = (j + 1) % cols
+    a, b, c, d = (k + j).ravel(), (k + j1).ravel(), (k + cols + j).ravel(), (k + cols + j1).ravel()
     outer = np.concatenate([np.stack([a, c, b], 1), np.stack([b, c, d], 1)])
     return np.concatenate([outer, outer[:, ::-1]]).astype(np.int64)
+
+
+def _upright(kps: np.ndarray) -> bool:
+    """Whether the torso stays within 60 degrees of vertical in every frame of kps (T, 17, 3): garments
+    and hair hang along the body, so they are only made for people who never lie or turn upside down."""
+    up = (kps[:, 5] + kps[:, 6] - kps[:, 11] - kps[:, 12]) / 2
+    return bool((up[:, 2] / np.linalg.norm(up, axis=1)).min() >= 0.5)
 
 
 def _along(chain: np.ndarray, dist: np.ndarray) -> np.ndarray:
@@ -101,8 +109,7 @@ def random_garment(rng: np.random.Generator, body: Body, outfit: Outfit, verts: 
     colour of the top they continue (the torso is painted in it); a coat keeps the trousers.
     """
     kind = KINDS[int(rng.integers(0, len(KINDS)))]
-    up = (kps[:, 5] + kps[:, 6] - kps[:, 11] - kps[:, 12]) / 2
-    if (up[:, 2] / np.linalg.norm(up, axis=1)).min() < 0.5:  # torso more than 60 degrees off vertical
+    if not _upright(kps):
         return None
     part = np.array(PARTS)[body.vertex_part]
     top_colour = np.median(outfit.albedo[part == "torso"], axis=0)
@@ -127,7 +134,7 @@ def random_garment(rng: np.random.Generator, body: Body, outfit: Outfit, verts: 
     hips = part == "hips"
     g_verts = np.stack([garment_rings(k, v[hips], length, waist_up, leg_radius, flare, folds)
                         for v, k in zip(verts.astype(np.float64), kps.astype(np.float64))])
-    faces = tube_faces(_RINGS, _AROUND)
+    faces = grid_faces(_RINGS, _AROUND, closed=True)
     outer = faces[: len(faces) // 2]  # normals from the outer surface only (the inner one cancels it)
     normals = np.stack([vertex_normals(v, outer) for v in g_verts])
 
@@ -153,17 +160,7 @@ def random_garment(rng: np.random.Generator, body: Body, outfit: Outfit, verts: 
 # Long hair: a sheet hanging from the back of the skull. The painted hair cap of appearance.py lies on the
 # skin, so hair never left the body's silhouette; long hair over the shoulders and back does.
 _HAIR_ROWS, _HAIR_COLS = 8, 13
-_WRAP = 1.35  # the sheet wraps the back of the head from -_WRAP to +_WRAP radians (about ±77°)
-
-
-def sheet_faces(rows: int, cols: int) -> np.ndarray:
-    """Faces of a rows × cols grid (row-major, rows hanging down, columns from the person's right to
-    left, seen from behind): the side facing away from the body first, then the same faces reversed."""
-    r = np.arange(rows - 1)[:, None] * cols
-    c = np.arange(cols - 1)[None]
-    a, b, d, e = (r + c).ravel(), (r + c + 1).ravel(), (r + cols + c).ravel(), (r + cols + c + 1).ravel()
-    outer = np.concatenate([np.stack([a, b, d], 1), np.stack([b, e, d], 1)])
-    return np.concatenate([outer, outer[:, ::-1]]).astype(np.int64)
+_WRAP = 1.35  # the sheet wraps the back of the head from +_WRAP to -_WRAP radians (about ±77°)
 
 
 def hair_rows(kps: np.ndarray, body: np.ndarray, length: float, width: float, rows: int = _HAIR_ROWS,
@@ -184,7 +181,7 @@ def hair_rows(kps: np.ndarray, body: np.ndarray, length: float, width: float, ro
     back /= max(float(np.linalg.norm(back)), 1e-9)
     top = ears + np.array([0.0, 0.0, 0.04])  # the crown's back, above the ears
     near = body[np.abs((body - top) @ e1) < 0.12]  # the body's band behind which the hair falls
-    phi = np.linspace(-_WRAP, _WRAP, cols)
+    phi = np.linspace(_WRAP, -_WRAP, cols)  # the person's left to right: counter-clockwise seen from above
     out = np.empty((rows, cols, 3))
     depth = 0.06
     for r in range(rows):
@@ -205,14 +202,13 @@ def random_hair(rng: np.random.Generator, body: Body, outfit: Outfit, verts: np.
     crown = int(np.argmax(body.rest_vertices[:, 2]))
     colour = outfit.albedo[crown].astype(np.float64)
     skin = np.median(outfit.albedo[part == "hand"], axis=0)
-    up = (kps[:, 5] + kps[:, 6] - kps[:, 11] - kps[:, 12]) / 2
-    if np.abs(colour - skin).max() < 1e-6 or (up[:, 2] / np.linalg.norm(up, axis=1)).min() < 0.5:
+    if np.abs(colour - skin).max() < 1e-6 or not _upright(kps):
         return None
     length, width = rng.uniform(0.2, 0.5), rng.uniform(0.06, 0.11)
     carrier = np.isin(part, ["head", "neck", "torso"])
     h_verts = np.stack([hair_rows(k, v[carrier], length, width)
                         for v, k in zip(verts.astype(np.float64), kps.astype(np.float64))])
-    faces = sheet_faces(_HAIR_ROWS, _HAIR_COLS)
+    faces = grid_faces(_HAIR_ROWS, _HAIR_COLS, closed=False)
     normals = np.stack([vertex_normals(v, faces[: len(faces) // 2]) for v in h_verts])
     n = _HAIR_ROWS * _HAIR_COLS
     col = np.tile(np.arange(_HAIR_COLS), _HAIR_ROWS)

@@ -312,7 +312,6 @@ def compose_clip(config: SynthConfig, index: int, backgrounds: A.BackgroundPool,
             if made is not None:
                 worn.append((i, made[0]))
                 p.outfit = made[1]
-    for i, p in enumerate(people):
         if hair_rng.uniform() < config.long_hair_prob:
             hair = G.random_hair(hair_rng, p.body, p.outfit, p.verts, p.kps)
             if hair is not None:
