@@ -15,6 +15,7 @@ from dataclasses import replace
 from posevid.data.motion import list_bvh_files, list_deepmimic_files
 from posevid.data.synth import SynthConfig, annotation_checksum, background_paths, generate
 from posevid.errors import PosevidError
+from posevid.outputs import sha256_file
 
 GENERATOR_VERSION = 1  # bump when the generator changes what it draws; names the cache folder
 EVAL_SPLITS = {
@@ -31,16 +32,13 @@ EXPECTED_CHECKSUMS: dict[str, str | None] = {
 
 # The annotation checksum cannot see pixels: a missing or changed photo would change every frame of a
 # split and no checksum would notice. So the photos the splits draw on (`synth.background_paths`, the
-# same for both) are pinned too: sha256 over each file's name and sha256, in order, as Debian 12 installs them.
-EXPECTED_PHOTOS = (15, "e67eb012f681b5d8d8a0696f7aba733831633332f669dd00f7ad3cbd201f4b28")
+# same for both) are pinned too: sha256 over each file's name and hex sha256, in order, as Debian 12 installs them.
+EXPECTED_PHOTOS = (15, "cc72198e7fbae7d76888d6a82578a1c2da61733e657c55d22185c98bc1070229")
 
 
 def photos_checksum(paths: list[str]) -> str:
-    h = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as f:
-            h.update(os.path.basename(path).encode() + b"\0" + hashlib.sha256(f.read()).digest())
-    return h.hexdigest()
+    listing = "".join(f"{os.path.basename(path)}\0{sha256_file(path)}\n" for path in paths)
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def default_data_dir() -> str:
