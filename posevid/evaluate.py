@@ -12,6 +12,7 @@ The metrics are pure functions on arrays (no I/O, no models), each tested on han
     jitter_score                   their mean over all tracks, px/frame²
     coco_keypoint_ap               COCO AP / AP50 / AP75 through pycocotools' COCOeval
     people_found, people_counts    reported people against ground-truth boxes: found, false, missed
+    people_ap                      the same over all thresholds: average precision of finding people
     center_regression_errors       offsets read at the true centers, error / person size
     mean_pose_errors               the same for a mean-pose oracle (knows each center and size)
 
@@ -109,22 +110,24 @@ def match_frame(
     return pi, labelled[gj], sim[pi, gj]
 
 
-def people_found(pred: np.ndarray, scores: np.ndarray, boxes: np.ndarray, threshold: float,
-                 ignore: np.ndarray | None = None) -> tuple[int, int, int]:
-    """(found, false, missed): one frame's reported people (pred (P, K, 3), scores (P,)) against its
-    ground-truth boxes.
+def people_outcomes(pred: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
+                    ignore: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """One frame's reported people (pred (P, K, 3), scores (P,)) matched to its ground-truth boxes (xywh).
 
-    A person with score >= threshold finds a box when the center of its keypoints' extent lies inside
-    it; each box is found at most once, people in score order, each taking the nearest free box that
-    contains its center. This needs no keypoints in the ground truth, only boxes (xywh), so it also
-    measures footage labelled with boxes alone; it counts what AP blurs together: phantom people
-    reported on objects, and people not reported at all. A person unmatched but inside an `ignore`
-    box (crowd regions) counts as neither found nor false.
+    A person finds a box when the center of its keypoints' extent lies inside it; each box is found at
+    most once, people in score order, each taking the nearest free box that contains its center. This
+    needs no keypoints in the ground truth, only boxes, so it also measures footage labelled with boxes
+    alone; it counts what AP blurs together: phantom people reported on objects, and people not
+    reported at all. A person unmatched but inside an `ignore` box (crowd regions) is left out.
+
+    Returns (scores (N,), found (N,) bool, boxes): the people that count, highest score first, and the
+    number of boxes. Matching in score order makes the matches of the people above any threshold the
+    same as if only they had been reported, so one matching serves every threshold.
     """
     pred = np.asarray(pred, np.float64)  # (P, K, 3)
-    keep = np.flatnonzero(np.asarray(scores) >= threshold)
-    keep = keep[np.argsort(-np.asarray(scores)[keep], kind="stable")]
-    centers = (pred[keep, :, :2].min(1) + pred[keep, :, :2].max(1)) / 2  # (P, 2)
+    scores = np.asarray(scores, np.float64)
+    order = np.argsort(-scores, kind="stable")
+    centers = (pred[order, :, :2].min(1) + pred[order, :, :2].max(1)) / 2  # (P, 2)
 
     def inside(b: np.ndarray) -> np.ndarray:  # (P, B) center inside box
         b = np.asarray(b, np.float64).reshape(-1, 4)
@@ -135,16 +138,24 @@ def people_found(pred: np.ndarray, scores: np.ndarray, boxes: np.ndarray, thresh
     hits = inside(boxes)
     dist = np.linalg.norm(centers[:, None] - (boxes[:, :2] + boxes[:, 2:] / 2)[None], axis=2)
     free = np.ones(len(boxes), bool)
-    found = false = 0
+    found = np.zeros(len(order), bool)
     ignored = inside(ignore if ignore is not None else np.zeros((0, 4))).any(1)
-    for p in range(len(keep)):
+    for p in range(len(order)):
         options = np.flatnonzero(hits[p] & free)
         if len(options):
             free[options[np.argmin(dist[p, options])]] = False
-            found += 1
-        elif not ignored[p]:
-            false += 1
-    return found, false, int(free.sum())
+            found[p] = True
+    counted = found | ~ignored
+    return scores[order][counted], found[counted], len(boxes)
+
+
+def people_found(pred: np.ndarray, scores: np.ndarray, boxes: np.ndarray, threshold: float,
+                 ignore: np.ndarray | None = None) -> tuple[int, int, int]:
+    """(found, false, missed) at one threshold: people_outcomes counted over the people reported
+    (score >= threshold)."""
+    s, found, n_boxes = people_outcomes(pred, scores, boxes, ignore)
+    found = found[s >= threshold]
+    return int(found.sum()), int((~found).sum()), n_boxes - int(found.sum())
 
 
 def people_counts(frames: list[FrameEval], threshold: float) -> tuple[int, int, int]:
@@ -153,6 +164,25 @@ def people_counts(frames: list[FrameEval], threshold: float) -> tuple[int, int, 
     for f in frames:
         totals += people_found(f.pred, f.scores, f.boxes, threshold, f.ignore_boxes)
     return int(totals[0]), int(totals[1]), int(totals[2])
+
+
+def people_ap(frames: list[FrameEval]) -> float | None:
+    """Average precision of finding people over all thresholds: the people_outcomes of every frame
+    ranked by score into one precision/recall curve, read as COCO does (precision made monotone, then
+    averaged at recall 0, 0.01, ..., 1). One threshold-free figure for footage labelled with boxes,
+    where found/false/missed depend on the threshold chosen. None when no frame has a box."""
+    outcomes = [people_outcomes(f.pred, f.scores, f.boxes, f.ignore_boxes) for f in frames]
+    n_boxes = sum(o[2] for o in outcomes)
+    if n_boxes == 0:
+        return None
+    scores = np.concatenate([o[0] for o in outcomes] + [np.zeros(0)])
+    found = np.concatenate([o[1] for o in outcomes] + [np.zeros(0, bool)])
+    found = found[np.argsort(-scores, kind="stable")]
+    tp = np.cumsum(found)
+    recall = tp / n_boxes
+    precision = np.maximum.accumulate((tp / np.arange(1, len(found) + 1))[::-1])[::-1]
+    at = np.searchsorted(recall, np.linspace(0, 1, 101), side="left")
+    return float(np.where(at < len(precision), precision[np.minimum(at, len(precision) - 1)], 0.0).mean())
 
 
 @dataclass
@@ -490,13 +520,14 @@ class Report:
         """The models side by side as a plain-text table."""
         at = self.models[0].people.get("threshold") if self.models else None
         head = ["model", "local NMS score", "OKS score", "AP", "AP50", "AP75", "jitter px/frame²",
-                f"people P/R @{at:g}" if at is not None else "people P/R"]
+                f"people P/R @{at:g}" if at is not None else "people P/R", "people AP"]
 
         def num(x, digits=3):
             return "n/a" if x is None else f"{x:.{digits}f}"
 
         rows = [[m.name, num(m.local_nms_score), num(m.oks_score), num(m.AP), num(m.AP50), num(m.AP75),
-                 num(m.jitter, 2), f"{num(m.people_precision, 2)}/{num(m.people_recall, 2)}"] for m in self.models]
+                 num(m.jitter, 2), f"{num(m.people_precision, 2)}/{num(m.people_recall, 2)}",
+                 num(m.people.get("AP"))] for m in self.models]
         widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
 
         def line(cells):
@@ -511,13 +542,14 @@ def model_report(name: str, frames: list[FrameEval], gt: GroundTruth, nms_per_fr
                  people_threshold: float) -> ModelReport:
     """All metrics of one model from its scored frames."""
     found, false, missed = people_counts(frames, people_threshold)
+    people = {"threshold": people_threshold, "found": found, "false": false, "missed": missed,
+              "AP": people_ap(frames)}
     nms = [f.nms_score for f in frames]
     oks_mean, matched = oks_score(frames)
     jit, jit_n = jitter_score(frames)
     ap = coco_keypoint_ap(gt.coco, coco_results(frames), [f.image_id for f in frames])
     return ModelReport(name, len(frames), float(np.mean(nms)) if nms else None, oks_mean, matched,
-                       ap["AP"], ap["AP50"], ap["AP75"], jit, jit_n, nms_per_frame,
-                       {"threshold": people_threshold, "found": found, "false": false, "missed": missed})
+                       ap["AP"], ap["AP50"], ap["AP75"], jit, jit_n, nms_per_frame, people)
 
 
 def evaluate(

@@ -225,6 +225,28 @@ def test_people_found_counts_found_false_and_missed_people():
     assert E.people_counts([f1, f2], 0.1) == (1, 0, 2)
 
 
+def test_people_ap_ranks_every_frames_people_into_one_curve():
+    boxes = np.array([[0, 0, 100, 200], [150, 0, 100, 200]])
+    pred = np.stack([person(50, 100, 20), person(60, 110, 20), person(400, 100, 20), person(200, 90, 20)])
+    f1 = frame(list(pred), [person(50, 100)] * 2, scores=[0.9, 0.8, 0.7, 0.05])
+    f1.boxes = boxes
+    # ranked found, false, false, found: precision 1 up to recall 0.5, then 2/4
+    assert E.people_ap([f1]) == pytest.approx((51 * 1 + 50 * 0.5) / 101)
+    # a phantom above them all in a frame without boxes: precision 1/2 up to recall 0.5, then 2/5
+    f2 = frame([person(400, 100, 20)], [], scores=[0.95])
+    f2.boxes = np.zeros((0, 4))
+    assert E.people_ap([f1, f2]) == pytest.approx((51 * 0.5 + 50 * 0.4) / 101)
+    # inside a crowd region the phantom is left out; an unfound box caps recall (nothing found: 0)
+    f2.ignore_boxes = np.array([[350, 0, 100, 200]])
+    assert E.people_ap([f1, f2]) == pytest.approx(E.people_ap([f1]))
+    f1.scores = np.array([0.9, 0.8, 0.7, 0.0])[:3]
+    f1.pred = pred[:3]
+    assert E.people_ap([f1]) == pytest.approx(51 / 101)
+    f1.pred, f1.scores = pred[2:3], np.array([0.7])
+    assert E.people_ap([f1]) == 0.0
+    assert E.people_ap([f2]) is None
+
+
 # ---------------------------------------------------------------------------------------------
 # ground truth, report and plot
 
@@ -281,7 +303,7 @@ def test_ground_truth_fills_missing_fields_and_reorders_keypoints(tmp_path):
 def _report(curves_t, curves_p) -> E.Report:
     def m(name, curves, ap):
         return E.ModelReport(name, 3, 0.4, 0.8, 5, ap, 0.9, None, 1.25, 2, curves,
-                             {"threshold": 0.1, "found": 3, "false": 1, "missed": 0} if ap else {})
+                             {"threshold": 0.1, "found": 3, "false": 1, "missed": 0, "AP": 0.6} if ap else {})
 
     return E.Report("ann.json", ["v.mp4"], 0.0, [m("temporal", curves_t, 0.5), m("per-frame", curves_p, None)])
 
@@ -296,7 +318,8 @@ def test_report_table_dict_and_plot(tmp_path):
     assert "local NMS score" in lines[0] and "jitter px/frame²" in lines[0]
     assert lines[2].startswith("temporal") and "0.500" in lines[2] and "1.25" in lines[2]
     assert lines[3].startswith("per-frame") and "n/a" in lines[3]
-    assert "people P/R @0.1" in lines[0] and lines[2].endswith("0.75/1.00") and lines[3].endswith("n/a/n/a")
+    assert "people P/R @0.1" in lines[0] and "people AP" in lines[0]
+    assert lines[2].endswith("0.75/1.00      0.600") and lines[3].endswith("n/a/n/a        n/a")
     assert d["models"]["temporal"]["people_precision"] == 0.75 and d["models"]["per-frame"]["people_recall"] is None
     assert np.allclose(E.mean_curve([[0.2, 0.5, 0.6, 0.62], [0.3, 0.55]]), [0.25, 0.525, 0.6, 0.62])
 
