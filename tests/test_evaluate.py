@@ -410,6 +410,7 @@ def test_evaluate_end_to_end(tmp_path, tiny_models):
         # every labelled person is found or missed; people are counted as infer reports them by default
         assert m["people"]["threshold"] == PredictConfig().threshold
         assert m["people"]["found"] + m["people"]["missed"] == n_people
+        assert 0 <= m["people"]["AP"] <= 1  # over every reported person, whatever the threshold
     assert "temporal" in report.table() and "per-frame" in report.table()
     png = E.plot_nms_scores(report, tmp_path / "nms.png")
     assert cv2.imread(str(png)).shape == (400, 900, 3)
