@@ -175,14 +175,12 @@ def people_ap(frames: list[FrameEval]) -> float | None:
     n_boxes = sum(o[2] for o in outcomes)
     if n_boxes == 0:
         return None
-    scores = np.concatenate([o[0] for o in outcomes] + [np.zeros(0)])
-    found = np.concatenate([o[1] for o in outcomes] + [np.zeros(0, bool)])
-    found = found[np.argsort(-scores, kind="stable")]
+    scores = np.concatenate([o[0] for o in outcomes])
+    found = np.concatenate([o[1] for o in outcomes])[np.argsort(-scores, kind="stable")]
     tp = np.cumsum(found)
-    recall = tp / n_boxes
     precision = np.maximum.accumulate((tp / np.arange(1, len(found) + 1))[::-1])[::-1]
-    at = np.searchsorted(recall, np.linspace(0, 1, 101), side="left")
-    return float(np.where(at < len(precision), precision[np.minimum(at, len(precision) - 1)], 0.0).mean())
+    at = np.searchsorted(tp / n_boxes, np.linspace(0, 1, 101), side="left")
+    return float(np.append(precision, 0.0)[at].mean())  # a recall never reached reads precision 0
 
 
 @dataclass

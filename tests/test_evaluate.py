@@ -239,10 +239,11 @@ def test_people_ap_ranks_every_frames_people_into_one_curve():
     # inside a crowd region the phantom is left out; an unfound box caps recall (nothing found: 0)
     f2.ignore_boxes = np.array([[350, 0, 100, 200]])
     assert E.people_ap([f1, f2]) == pytest.approx(E.people_ap([f1]))
-    f1.scores = np.array([0.9, 0.8, 0.7, 0.0])[:3]
-    f1.pred = pred[:3]
+    f1.pred, f1.scores = pred[:3], np.array([0.9, 0.8, 0.7])
     assert E.people_ap([f1]) == pytest.approx(51 / 101)
     f1.pred, f1.scores = pred[2:3], np.array([0.7])
+    assert E.people_ap([f1]) == 0.0
+    f1.pred, f1.scores = pred[:0], np.zeros(0)  # boxes but nobody reported
     assert E.people_ap([f1]) == 0.0
     assert E.people_ap([f2]) is None
 
