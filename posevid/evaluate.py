@@ -10,9 +10,10 @@ The metrics are pure functions on arrays (no I/O, no models), each tested on han
     oks_score                      mean OKS of the matched pairs (and how many)
     track_acceleration_errors      ‖a_pred − a_gt‖ per 3 consecutive frames of one track
     jitter_score                   their mean over all tracks, px/frame²
+    id_switches                    changes of the tracker's id along each ground-truth track
     coco_keypoint_ap               COCO AP / AP50 / AP75 through pycocotools' COCOeval
-    people_found, people_counts    reported people against ground-truth boxes: found, false, missed
-    people_ap                      the same over all thresholds: average precision of finding people
+    people_found, people_summary   reported people against ground-truth boxes: found, false, missed,
+                                   and people AP (average precision over all thresholds)
     center_regression_errors       offsets read at the true centers, error / person size
     mean_pose_errors               the same for a mean-pose oracle (knows each center and size)
 
@@ -158,29 +159,25 @@ def people_found(pred: np.ndarray, scores: np.ndarray, boxes: np.ndarray, thresh
     return int(found.sum()), int((~found).sum()), n_boxes - int(found.sum())
 
 
-def people_counts(frames: list[FrameEval], threshold: float) -> tuple[int, int, int]:
-    """people_found summed over frames."""
-    totals = np.zeros(3, np.int64)
-    for f in frames:
-        totals += people_found(f.pred, f.scores, f.boxes, threshold, f.ignore_boxes)
-    return int(totals[0]), int(totals[1]), int(totals[2])
-
-
-def people_ap(frames: list[FrameEval]) -> float | None:
-    """Average precision of finding people over all thresholds: the people_outcomes of every frame
-    ranked by score into one precision/recall curve, read as COCO does (precision made monotone, then
-    averaged at recall 0, 0.01, ..., 1). One threshold-free figure for footage labelled with boxes,
-    where found/false/missed depend on the threshold chosen. None when no frame has a box."""
+def people_summary(frames: list[FrameEval], threshold: float) -> dict:
+    """Reported people against ground-truth boxes over all frames, from one people_outcomes per frame:
+    found / false / missed at `threshold`, and AP, the average precision of finding people over all
+    thresholds (every frame's outcomes ranked by score into one precision/recall curve, read as COCO
+    does: precision made monotone, then averaged at recall 0, 0.01, ..., 1). AP is a threshold-free
+    figure for footage labelled with boxes; it is None when no frame has a box."""
     outcomes = [people_outcomes(f.pred, f.scores, f.boxes, f.ignore_boxes) for f in frames]
     n_boxes = sum(o[2] for o in outcomes)
-    if n_boxes == 0:
-        return None
-    scores = np.concatenate([o[0] for o in outcomes])
-    found = np.concatenate([o[1] for o in outcomes])[np.argsort(-scores, kind="stable")]
-    tp = np.cumsum(found)
-    precision = np.maximum.accumulate((tp / np.arange(1, len(found) + 1))[::-1])[::-1]
-    at = np.searchsorted(tp / n_boxes, np.linspace(0, 1, 101), side="left")
-    return float(np.append(precision, 0.0)[at].mean())  # a recall never reached reads precision 0
+    scores = np.concatenate([o[0] for o in outcomes]) if outcomes else np.zeros(0)
+    found = np.concatenate([o[1] for o in outcomes]) if outcomes else np.zeros(0, bool)
+    kept = found[scores >= threshold]
+    summary = {"threshold": threshold, "found": int(kept.sum()), "false": int((~kept).sum()),
+               "missed": n_boxes - int(kept.sum()), "AP": None}
+    if n_boxes:
+        tp = np.cumsum(found[np.argsort(-scores, kind="stable")])
+        precision = np.maximum.accumulate((tp / np.arange(1, len(tp) + 1))[::-1])[::-1]
+        at = np.searchsorted(tp / n_boxes, np.linspace(0, 1, 101), side="left")
+        summary["AP"] = float(np.append(precision, 0.0)[at].mean())  # a recall never reached reads 0
+    return summary
 
 
 @dataclass
@@ -198,6 +195,8 @@ class FrameEval:
     nms_score: float  # the predictor's local-NMS score for this frame
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # (B, 4) xywh of every non-crowd person
     ignore_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # (C, 4) crowd regions
+    # (P,) the tracker's id of each prediction, −1 for those below the reporting threshold (not tracked)
+    pred_track_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def oks_score(frames: list[FrameEval]) -> tuple[float | None, int]:
@@ -244,32 +243,51 @@ def track_acceleration_errors(frame_ids: np.ndarray, pred: np.ndarray, gt: np.nd
     return (err * labelled).sum(axis=1)[keep] / n[keep]
 
 
+def _matched_tracks(frames: list[FrameEval], tracked_only: bool = False) -> list[list[tuple[FrameEval, int, int]]]:
+    """Each ground-truth track (video, track_id ≥ 0) followed through the frames where the per-frame OKS
+    matching gives it a prediction: (frame, prediction index, ground-truth index) in frame order; a
+    track id twice in one frame keeps its first person. tracked_only: match only the predictions the
+    tracker gave an id (the people `posevid infer` reports)."""
+    tracks: dict[tuple[int, int], dict[int, tuple[FrameEval, int, int]]] = {}
+    for fr in frames:
+        candidates = np.flatnonzero(fr.pred_track_ids >= 0) if tracked_only else np.arange(len(fr.pred))
+        pi, gi, _ = match_frame(fr.pred[candidates], fr.gt, fr.areas)
+        for p, g in zip(candidates[pi], gi):
+            tid = int(fr.track_ids[g])
+            if tid >= 0:
+                tracks.setdefault((fr.video, tid), {}).setdefault(fr.frame_id, (fr, int(p), int(g)))
+    return [[track[f] for f in sorted(track)] for track in tracks.values()]
+
+
 def jitter_score(frames: list[FrameEval]) -> tuple[float | None, int]:
     """Mean keypoint acceleration error against the ground truth (px/frame²) and how many terms.
 
-    Each ground-truth track (video, track_id ≥ 0) is followed through the frames where the per-frame
-    OKS matching gives it a prediction; see `track_acceleration_errors`. None when no track is matched
+    Each ground-truth track is followed through the frames where the per-frame OKS matching gives it
+    a prediction (`_matched_tracks`); see `track_acceleration_errors`. None when no track is matched
     in three consecutive frames.
     """
-    tracks: dict[tuple[int, int], list[tuple[int, np.ndarray, np.ndarray]]] = {}
-    for fr in frames:
-        pi, gi, _ = match_frame(fr.pred, fr.gt, fr.areas)
-        for p, g in zip(pi, gi):
-            tid = int(fr.track_ids[g])
-            if tid >= 0:
-                tracks.setdefault((fr.video, tid), []).append((fr.frame_id, fr.pred[p], fr.gt[g]))
-    errors = []
-    for items in tracks.values():
-        items.sort(key=lambda x: x[0])
-        ids = np.array([x[0] for x in items])
-        if len(np.unique(ids)) != len(ids):  # a track id twice in one frame: keep its first person
-            _, first = np.unique(ids, return_index=True)
-            items = [items[i] for i in first]
-            ids = ids[first]
-        errors.append(track_acceleration_errors(ids, np.stack([x[1] for x in items]),
-                                                np.stack([x[2] for x in items])))
+    errors = [track_acceleration_errors(np.array([fr.frame_id for fr, _, _ in items]),
+                                        np.stack([fr.pred[p] for fr, p, _ in items]),
+                                        np.stack([fr.gt[g] for fr, _, g in items]))
+              for items in _matched_tracks(frames)]
     flat = np.concatenate(errors) if errors else np.zeros(0)
     return (float(flat.mean()) if len(flat) else None), int(len(flat))
+
+
+def id_switches(frames: list[FrameEval]) -> tuple[int | None, int]:
+    """Identity switches of the tracker and the number of (track, frame) matches they are counted over.
+
+    Along each ground-truth track, the tracker's id of the reported person matched to it by OKS; every
+    change from the id it was last matched to is a switch, as CLEAR MOT's IDSW counts them (frames
+    where the person is not matched are skipped). Both a track broken in two and two people's ids
+    swapped count. None when nothing is matched (or the frames carry no tracker ids).
+    """
+    switches = matched = 0
+    for items in _matched_tracks(frames, tracked_only=True):
+        ids = np.array([fr.pred_track_ids[p] for fr, p, _ in items])
+        switches += int((ids[1:] != ids[:-1]).sum())
+        matched += len(ids)
+    return (switches if matched else None), matched
 
 
 def coco_results(frames: list[FrameEval]) -> list[dict]:
@@ -483,7 +501,9 @@ class ModelReport:
     jitter: float | None  # mean keypoint acceleration error, px/frame²
     jitter_count: int  # (track, frame) terms in that mean
     nms_per_frame: list[list[float]]  # per video, every frame in order (annotated or not)
-    people: dict = field(default_factory=dict)  # people_found totals: threshold, found, false, missed
+    people: dict = field(default_factory=dict)  # people_summary: threshold, found, false, missed, AP
+    id_switches: int | None = None  # tracker id switches along the ground-truth tracks (None: no tracks)
+    id_matched: int = 0  # (track, frame) matches they are counted over
 
     @property
     def people_precision(self) -> float | None:
@@ -498,7 +518,7 @@ class ModelReport:
     def to_dict(self) -> dict:
         return {**{k: getattr(self, k) for k in (
             "name", "frames", "local_nms_score", "oks_score", "matched", "AP", "AP50", "AP75", "jitter",
-            "jitter_count", "nms_per_frame", "people")},
+            "jitter_count", "nms_per_frame", "people", "id_switches", "id_matched")},
             "people_precision": self.people_precision, "people_recall": self.people_recall}
 
 
@@ -518,14 +538,15 @@ class Report:
         """The models side by side as a plain-text table."""
         at = self.models[0].people.get("threshold") if self.models else None
         head = ["model", "local NMS score", "OKS score", "AP", "AP50", "AP75", "jitter px/frame²",
-                f"people P/R @{at:g}" if at is not None else "people P/R", "people AP"]
+                f"people P/R @{at:g}" if at is not None else "people P/R", "people AP", "ID switches"]
 
         def num(x, digits=3):
             return "n/a" if x is None else f"{x:.{digits}f}"
 
         rows = [[m.name, num(m.local_nms_score), num(m.oks_score), num(m.AP), num(m.AP50), num(m.AP75),
                  num(m.jitter, 2), f"{num(m.people_precision, 2)}/{num(m.people_recall, 2)}",
-                 num(m.people.get("AP"))] for m in self.models]
+                 num(m.people.get("AP")), "n/a" if m.id_switches is None else str(m.id_switches)]
+                for m in self.models]
         widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
 
         def line(cells):
@@ -539,15 +560,14 @@ class Report:
 def model_report(name: str, frames: list[FrameEval], gt: GroundTruth, nms_per_frame: list[list[float]],
                  people_threshold: float) -> ModelReport:
     """All metrics of one model from its scored frames."""
-    found, false, missed = people_counts(frames, people_threshold)
-    people = {"threshold": people_threshold, "found": found, "false": false, "missed": missed,
-              "AP": people_ap(frames)}
+    people = people_summary(frames, people_threshold)
     nms = [f.nms_score for f in frames]
     oks_mean, matched = oks_score(frames)
     jit, jit_n = jitter_score(frames)
+    switches, id_matched = id_switches(frames)
     ap = coco_keypoint_ap(gt.coco, coco_results(frames), [f.image_id for f in frames])
     return ModelReport(name, len(frames), float(np.mean(nms)) if nms else None, oks_mean, matched,
-                       ap["AP"], ap["AP50"], ap["AP75"], jit, jit_n, nms_per_frame, people)
+                       ap["AP"], ap["AP50"], ap["AP75"], jit, jit_n, nms_per_frame, people, switches, id_matched)
 
 
 def evaluate(
@@ -578,6 +598,7 @@ def evaluate(
     frames); predictions are kept only for the annotated, labelled frames.
     """
     from posevid.predict import PredictConfig, Predictor
+    from posevid.track import Tracker
 
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
@@ -590,6 +611,8 @@ def evaluate(
     scored: list[list[FrameEval]] = [[] for _ in named]
     nms_curves: list[list[list[float]]] = [[] for _ in named]
     names: list[str] = []
+    people_at = max(threshold, PredictConfig().threshold)  # people as `posevid infer` reports them by default
+    trackers = [Tracker() for _ in named]  # and tracks them
     empty = (np.zeros((0, len(COCO.names), 3)), np.zeros(0), np.zeros(0, np.int64))
     no_boxes = (np.zeros((0, 4)), np.zeros((0, 4)))
     for v_index, video in enumerate(gt.videos):
@@ -598,25 +621,29 @@ def evaluate(
         names.append(str(sources[0].video_path or sources[0].images[0][0]) if sources else "")
         curves: list[list[float]] = [[] for _ in named]
         for source in sources:
-            for p in predictors:
+            for p, t in zip(predictors, trackers):
                 p.reset()
+                t.reset()
             for chunk in batches(_source_frames(source, annotations), batch):
                 images = [c[0] for c in chunk]
                 for m, p in enumerate(predictors):
                     for (_, image_id), res in zip(chunk, p.predict(images)):
                         curves[m].append(res.nms_score)
+                        reported = res.poses.scores >= people_at
+                        track_ids = np.full(len(reported), -1, np.int64)
+                        track_ids[reported] = trackers[m].update(res.poses.keypoints[reported],
+                                                                 res.poses.scores[reported])
                         if image_id is None or image_id not in gt.labelled:
                             continue
                         g, areas, tids = gt.people.get(image_id, empty)
                         boxes, crowd = gt.boxes.get(image_id, no_boxes)
                         scored[m].append(FrameEval(video.video_id, frame_of[image_id].frame_id, image_id, g,
                                                    areas, tids, res.poses.keypoints, res.poses.scores,
-                                                   res.nms_score, boxes, crowd))
+                                                   res.nms_score, boxes, crowd, track_ids))
         for m in range(len(named)):
             nms_curves[m].append(curves[m])
         if progress:
             progress(v_index + 1, len(gt.videos))
-    people_at = max(threshold, PredictConfig().threshold)  # people as `posevid infer` reports them by default
     models = [model_report(name, scored[m], gt, nms_curves[m], people_at) for m, (name, _) in enumerate(named)]
     p = predictors[-1]
     decoding = {"input_size": p.input_size, "flip": p.config.flip, "snap_radius": p.snap_radius}

@@ -159,6 +159,29 @@ def test_jitter_score_follows_tracks_through_the_matching():
     assert E.jitter_score(frames[:2] + other) == (None, 0)
 
 
+def test_id_switches_count_every_change_of_tracker_id_along_a_ground_truth_track():
+    def clip(ids_a, ids_b):  # two people; the tracker's ids of their (exact) predictions per frame
+        out = []
+        for t, (ia, ib) in enumerate(zip(ids_a, ids_b)):
+            a, b = person(50 + 3 * t, 60), person(150, 60)
+            f = frame([b, a], [a, b], track_ids=[7, 9], frame_id=t, image_id=t + 1)
+            f.pred_track_ids = np.array([ib, ia])
+            out.append(f)
+        return out
+
+    assert E.id_switches(clip([1, 1, 1, 1], [2, 2, 2, 2])) == (0, 8)
+    # person a's track breaks once (1 → 3); then a and b swap ids: one switch on each
+    assert E.id_switches(clip([1, 3, 3, 2], [2, 2, 2, 3])) == (3, 8)
+    # a prediction the tracker left out (below the reporting threshold, id −1) is not matched: its
+    # frame is skipped, so 1, (gap), 1 is no switch
+    assert E.id_switches(clip([1, -1, 1, 1], [2, 2, 2, 2])) == (0, 7)
+    # frames without tracker ids: nothing to count
+    frames = clip([1, 1], [2, 2])
+    for f in frames:
+        f.pred_track_ids = np.zeros(0, np.int64)
+    assert E.id_switches(frames) == (None, 0)
+
+
 # ---------------------------------------------------------------------------------------------
 # COCO AP
 
@@ -222,30 +245,34 @@ def test_people_found_counts_found_false_and_missed_people():
     f1.boxes = boxes
     f2 = frame([], [], scores=[])
     f2.boxes = boxes[:1]
-    assert E.people_counts([f1, f2], 0.1) == (1, 0, 2)
+    summary = E.people_summary([f1, f2], 0.1)
+    assert (summary["found"], summary["false"], summary["missed"]) == (1, 0, 2)
 
 
 def test_people_ap_ranks_every_frames_people_into_one_curve():
+    def people_ap(frames):  # does not depend on the threshold
+        return E.people_summary(frames, 0.5)["AP"]
+
     boxes = np.array([[0, 0, 100, 200], [150, 0, 100, 200]])
     pred = np.stack([person(50, 100, 20), person(60, 110, 20), person(400, 100, 20), person(200, 90, 20)])
     f1 = frame(list(pred), [person(50, 100)] * 2, scores=[0.9, 0.8, 0.7, 0.05])
     f1.boxes = boxes
     # ranked found, false, false, found: precision 1 up to recall 0.5, then 2/4
-    assert E.people_ap([f1]) == pytest.approx((51 * 1 + 50 * 0.5) / 101)
+    assert people_ap([f1]) == pytest.approx((51 * 1 + 50 * 0.5) / 101)
     # a phantom above them all in a frame without boxes: precision 1/2 up to recall 0.5, then 2/5
     f2 = frame([person(400, 100, 20)], [], scores=[0.95])
     f2.boxes = np.zeros((0, 4))
-    assert E.people_ap([f1, f2]) == pytest.approx((51 * 0.5 + 50 * 0.4) / 101)
+    assert people_ap([f1, f2]) == pytest.approx((51 * 0.5 + 50 * 0.4) / 101)
     # inside a crowd region the phantom is left out; an unfound box caps recall (nothing found: 0)
     f2.ignore_boxes = np.array([[350, 0, 100, 200]])
-    assert E.people_ap([f1, f2]) == pytest.approx(E.people_ap([f1]))
+    assert people_ap([f1, f2]) == pytest.approx(people_ap([f1]))
     f1.pred, f1.scores = pred[:3], np.array([0.9, 0.8, 0.7])
-    assert E.people_ap([f1]) == pytest.approx(51 / 101)
+    assert people_ap([f1]) == pytest.approx(51 / 101)
     f1.pred, f1.scores = pred[2:3], np.array([0.7])
-    assert E.people_ap([f1]) == 0.0
+    assert people_ap([f1]) == 0.0
     f1.pred, f1.scores = pred[:0], np.zeros(0)  # boxes but nobody reported
-    assert E.people_ap([f1]) == 0.0
-    assert E.people_ap([f2]) is None
+    assert people_ap([f1]) == 0.0
+    assert people_ap([f2]) is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,7 +331,8 @@ def test_ground_truth_fills_missing_fields_and_reorders_keypoints(tmp_path):
 def _report(curves_t, curves_p) -> E.Report:
     def m(name, curves, ap):
         return E.ModelReport(name, 3, 0.4, 0.8, 5, ap, 0.9, None, 1.25, 2, curves,
-                             {"threshold": 0.1, "found": 3, "false": 1, "missed": 0, "AP": 0.6} if ap else {})
+                             {"threshold": 0.1, "found": 3, "false": 1, "missed": 0, "AP": 0.6} if ap else {},
+                             4 if ap else None, 12 if ap else 0)
 
     return E.Report("ann.json", ["v.mp4"], 0.0, [m("temporal", curves_t, 0.5), m("per-frame", curves_p, None)])
 
@@ -320,7 +348,8 @@ def test_report_table_dict_and_plot(tmp_path):
     assert lines[2].startswith("temporal") and "0.500" in lines[2] and "1.25" in lines[2]
     assert lines[3].startswith("per-frame") and "n/a" in lines[3]
     assert "people P/R @0.1" in lines[0] and "people AP" in lines[0]
-    assert lines[2].endswith("0.75/1.00      0.600") and lines[3].endswith("n/a/n/a        n/a")
+    assert "ID switches" in lines[0] and d["models"]["temporal"]["id_switches"] == 4
+    assert lines[2].endswith("0.75/1.00      0.600            4") and lines[3].endswith("n/a/n/a        n/a          n/a")
     assert d["models"]["temporal"]["people_precision"] == 0.75 and d["models"]["per-frame"]["people_recall"] is None
     assert np.allclose(E.mean_curve([[0.2, 0.5, 0.6, 0.62], [0.3, 0.55]]), [0.25, 0.525, 0.6, 0.62])
 
@@ -412,6 +441,8 @@ def test_evaluate_end_to_end(tmp_path, tiny_models):
         assert m["people"]["threshold"] == PredictConfig().threshold
         assert m["people"]["found"] + m["people"]["missed"] == n_people
         assert 0 <= m["people"]["AP"] <= 1  # over every reported person, whatever the threshold
+        # the tracker follows the reported people; switches are counted where a track is matched
+        assert (m["id_switches"] is None) == (m["id_matched"] == 0) and m["id_matched"] <= 5
     assert "temporal" in report.table() and "per-frame" in report.table()
     png = E.plot_nms_scores(report, tmp_path / "nms.png")
     assert cv2.imread(str(png)).shape == (400, 900, 3)

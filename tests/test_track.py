@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from posevid.track import Tracker
+from posevid.metrics import pose_area, pose_oks
+from posevid.track import KEYPOINT_THRESHOLD, Tracker
 
 # A standing person template, (x, y) offsets of the 17 COCO keypoints for a 1-unit-tall person.
 _TEMPLATE = np.array([
@@ -51,6 +52,34 @@ def test_crossing_paths_slowly_keeps_identity():
             history.append((ids[1], ids[0]))
     assert len(set(history)) == 1, "an identity switched while crossing"
     assert history[0][0] != history[0][1]
+
+
+def test_small_fast_walker_keeps_its_id():
+    # 60 px tall, 9 px per frame (a pedestrian in 10 fps footage): further than OKS tolerates at this
+    # size between two frames (the first step, before the track has a velocity, is matched by position)
+    a, b = person(100, 50, 60), person(109, 50, 60)
+    assert pose_oks(b[None], a[None], pose_area(a[None], KEYPOINT_THRESHOLD))[0, 0] < Tracker().min_oks
+    tr = Tracker()
+    ids = {int(tr.update(*frame(person(100 + 9 * t, 50, 60)))[0]) for t in range(30)}
+    assert ids == {1}
+    # a jump of more than MAX_JUMP of its size, or a size far off, is somebody else
+    tr = Tracker()
+    tr.update(*frame(a))
+    assert tr.update(*frame(person(140, 50, 60))).tolist() == [2]
+    tr = Tracker()
+    tr.update(*frame(a))
+    assert tr.update(*frame(person(100, 30, 100))).tolist() == [2]
+
+
+def test_velocity_carries_a_track_through_missed_frames():
+    tr = Tracker()
+    (first,) = tr.update(*frame(person(100, 50, 100)))
+    tr.update(*frame(person(104, 50, 100)))
+    tr.update(*frame(person(108, 50, 100)))
+    for _ in range(3):  # unseen while walking on
+        tr.update(*frame())
+    assert np.allclose(tr.predicted_poses()[0, :, :2], person(124, 50, 100)[:, :2])
+    assert tr.update(*frame(person(124, 50, 100))).tolist() == [first]
 
 
 def test_disappearing_briefly_keeps_id_and_expires_after_max_age():
