@@ -20,7 +20,7 @@ KEYPOINT_THRESHOLD = 0.1
 VELOCITY_WEIGHT = 0.5
 # Second-chance matching by position: a pose whose center is within MAX_JUMP track sizes (√ of the
 # keypoint box area) of where a track should be, and whose size is within MAX_SIZE_RATIO of it.
-MAX_JUMP = 0.5
+MAX_JUMP = 0.75
 MAX_SIZE_RATIO = 1.5
 
 
