@@ -243,16 +243,18 @@ def track_acceleration_errors(frame_ids: np.ndarray, pred: np.ndarray, gt: np.nd
     return (err * labelled).sum(axis=1)[keep] / n[keep]
 
 
-def _matched_tracks(frames: list[FrameEval], tracked_only: bool = False) -> list[list[tuple[FrameEval, int, int]]]:
+def _matched_tracks(frames: list[FrameEval], tracked_only: bool = False,
+                    min_oks: float = 0.0) -> list[list[tuple[FrameEval, int, int]]]:
     """Each ground-truth track (video, track_id ≥ 0) followed through the frames where the per-frame OKS
     matching gives it a prediction: (frame, prediction index, ground-truth index) in frame order; a
     track id twice in one frame keeps its first person. tracked_only: match only the predictions the
-    tracker gave an id (the people `posevid infer` reports)."""
+    tracker gave an id (the people `posevid infer` reports); min_oks: keep only pairs at least this good."""
     tracks: dict[tuple[int, int], dict[int, tuple[FrameEval, int, int]]] = {}
     for fr in frames:
         candidates = np.flatnonzero(fr.pred_track_ids >= 0) if tracked_only else np.arange(len(fr.pred))
-        pi, gi, _ = match_frame(fr.pred[candidates], fr.gt, fr.areas)
-        for p, g in zip(candidates[pi], gi):
+        pi, gi, values = match_frame(fr.pred[candidates], fr.gt, fr.areas)
+        good = values >= min_oks
+        for p, g in zip(candidates[pi[good]], gi[good]):
             tid = int(fr.track_ids[g])
             if tid >= 0:
                 tracks.setdefault((fr.video, tid), {}).setdefault(fr.frame_id, (fr, int(p), int(g)))
@@ -274,16 +276,22 @@ def jitter_score(frames: list[FrameEval]) -> tuple[float | None, int]:
     return (float(flat.mean()) if len(flat) else None), int(len(flat))
 
 
+# A person counts as found by a pose for tracking at AP50's criterion; below it, OKS matching pairs
+# people with stray poses far away, and their ids would count as switches of the tracker.
+ID_MIN_OKS = 0.5
+
+
 def id_switches(frames: list[FrameEval]) -> tuple[int | None, int]:
     """Identity switches of the tracker and the number of (track, frame) matches they are counted over.
 
-    Along each ground-truth track, the tracker's id of the reported person matched to it by OKS; every
-    change from the id it was last matched to is a switch, as CLEAR MOT's IDSW counts them (frames
-    where the person is not matched are skipped). Both a track broken in two and two people's ids
-    swapped count. None when nothing is matched (or the frames carry no tracker ids).
+    Along each ground-truth track, the tracker's id of the reported person matched to it with OKS ≥
+    ID_MIN_OKS; every change from the id it was last matched to is a switch, as CLEAR MOT's IDSW counts
+    them (frames where the person is not matched are skipped). Both a track broken in two and two
+    people's ids swapped count; a person matched to a stray pose in some frame does not. None when
+    nothing is matched (or the frames carry no tracker ids).
     """
     switches = matched = 0
-    for items in _matched_tracks(frames, tracked_only=True):
+    for items in _matched_tracks(frames, tracked_only=True, min_oks=ID_MIN_OKS):
         ids = np.array([fr.pred_track_ids[p] for fr, p, _ in items])
         switches += int((ids[1:] != ids[:-1]).sum())
         matched += len(ids)

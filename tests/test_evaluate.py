@@ -175,6 +175,11 @@ def test_id_switches_count_every_change_of_tracker_id_along_a_ground_truth_track
     # a prediction the tracker left out (below the reporting threshold, id −1) is not matched: its
     # frame is skipped, so 1, (gap), 1 is no switch
     assert E.id_switches(clip([1, -1, 1, 1], [2, 2, 2, 2])) == (0, 7)
+    # a stray pose that OKS matching pairs with person a (OKS > 0 but < ID_MIN_OKS) is not a switch
+    frames = clip([1, 5, 1, 1], [2, 2, 2, 2])
+    frames[1].pred[1, :, 0] += 12
+    assert 0 < E.match_frame(frames[1].pred, frames[1].gt, frames[1].areas)[2].min() < E.ID_MIN_OKS
+    assert E.id_switches(frames) == (0, 7)
     # frames without tracker ids: nothing to count
     frames = clip([1, 1], [2, 2])
     for f in frames:
