@@ -8,7 +8,7 @@ frame in memory: each frame is serialised, written and flushed.
 Keypoints file (JSON Lines, schema ``posevid.keypoints/1``):
 
     {"type": "header", "schema": "posevid.keypoints/1", "source": ..., ...}      # first line
-    {"frame": 12, "pts_ms": 400.0, "nms_score": 0.41, "inferred": true,
+    {"frame": 12, "pts_ms": 400.0, "nms_score": 0.41, "inferred": true, "scene_cut": false,
      "persons": [{"track_id": 3, "score": 0.83, "keypoints": [[x, y, s], ...]}]}  # one line a frame
 
 Coordinates are (x, y) source-frame pixels rounded to 2 decimals, scores rounded to 4.
@@ -185,6 +185,7 @@ class KeypointsWriter:
         track_ids: np.ndarray,
         nms_score: float,
         inferred: bool = True,
+        scene_cut: bool = False,
     ) -> None:
         """Append and flush one frame line.
 
@@ -196,6 +197,7 @@ class KeypointsWriter:
             track_ids: (P,) int track ids.
             nms_score: the frame's local-NMS score (mean center-heatmap peak of the reported people).
             inferred: False when the poses were carried over rather than computed for this frame.
+            scene_cut: the video cut to another scene before this frame (new tracks start here).
         """
         kp = _clean_keypoints(keypoints)
         P = kp.shape[0]
@@ -210,6 +212,7 @@ class KeypointsWriter:
             "pts_ms": _finite(pts_ms, 3),
             "nms_score": _finite(nms_score, 4),
             "inferred": bool(inferred),
+            "scene_cut": bool(scene_cut),
             "persons": persons,
         })
         # one write per line, newline last: a crash leaves at worst one cut line, no newline

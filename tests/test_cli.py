@@ -8,6 +8,7 @@ import subprocess
 import sys
 from fractions import Fraction
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -190,6 +191,37 @@ def test_interrupted_run_leaves_partial_and_resume_matches_uninterrupted(clip_fa
     for a, b in zip(resumed, expected):  # the GRU state was rebuilt: same poses as without interruption
         assert a["persons"] == b["persons"]
     assert probe(tmp_path / "cut" / "r.pose.mp4").frame_count == 12
+
+
+def test_scene_cut_starts_new_tracks_also_after_resume(weights, tmp_path):
+    from posevid.video import VideoWriter
+
+    rng = np.random.default_rng(3)
+    scenes = [cv2.resize(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8), (160, 128),
+                         interpolation=cv2.INTER_NEAREST) for _ in range(2)]
+    clip = tmp_path / "cut.mp4"
+    with VideoWriter(clip, 160, 128, Fraction(25)) as w:
+        for t in range(12):
+            w.write(scenes[t >= 6])
+    predictor = Predictor(load_model(weights=weights), PredictConfig(threshold=0))
+    full = infer_video(clip, predictor, InferOptions(out_dir=tmp_path / "full", write_video=False))
+    _, frames = lines(full.keypoints)
+    assert [f["scene_cut"] for f in frames] == [t == 6 for t in range(12)]
+    before = {p["track_id"] for f in frames[:6] for p in f["persons"]}
+    after = {p["track_id"] for f in frames[6:] for p in f["persons"]}
+    assert before and after and not before & after  # nobody keeps an id across the cut
+
+    def stop_at_9(done, total):
+        if done >= 9:
+            raise KeyboardInterrupt
+
+    opts = InferOptions(out_dir=tmp_path / "resumed", write_video=False)
+    with pytest.raises(KeyboardInterrupt):
+        infer_video(clip, predictor, opts, stop_at_9)
+    opts.resume = True
+    infer_video(clip, predictor, opts)
+    _, resumed = lines(tmp_path / "resumed" / "cut.pose.jsonl")
+    assert resumed == frames  # the replayed tracker also started anew at the cut
 
 
 def test_resume_refuses_partial_of_another_run(clip_factory, weights, tmp_path):
