@@ -47,7 +47,7 @@ def test_jsonl_schema_and_partial_rename(tmp_path):
     kp, sc, ids = _poses(2)
     kp[1, 4] = (np.nan, 3.0, 0.5)  # non-finite keypoints become (0, 0, 0): JSON has no NaN
     w.write_frame(12, 400.0, kp, sc, ids, nms_score=0.41)
-    w.write_frame(13, 433.3333333, np.zeros((0, 17, 3)), np.zeros(0), np.zeros(0, int), 0.41, False)
+    w.write_frame(13, 433.3333333, np.zeros((0, 17, 3)), np.zeros(0), np.zeros(0, int), 0.41, False, True)
     # while writing, only the partial exists, and each frame is already flushed to it
     assert not path.exists() and partial_path(path) == tmp_path / "clip.jsonl.partial"
     assert len(partial_path(path).read_text().splitlines()) == 3
@@ -58,9 +58,9 @@ def test_jsonl_schema_and_partial_rename(tmp_path):
     header = json.loads(lines[0])
     assert header["type"] == "header" and header["schema"] == SCHEMA and header["model"] == "dekr-w32"
     f12 = json.loads(lines[1])
-    assert set(f12) == {"frame", "pts_ms", "nms_score", "inferred", "persons"}
+    assert set(f12) == {"frame", "pts_ms", "nms_score", "inferred", "scene_cut", "persons"}
     assert f12["frame"] == 12 and f12["pts_ms"] == 400.0 and f12["nms_score"] == 0.41
-    assert f12["inferred"] is True
+    assert f12["inferred"] is True and f12["scene_cut"] is False
     p0 = f12["persons"][0]
     assert set(p0) == {"track_id", "score", "keypoints"} and p0["track_id"] == 1
     assert np.asarray(p0["keypoints"]).shape == (17, 3)
@@ -68,7 +68,7 @@ def test_jsonl_schema_and_partial_rename(tmp_path):
     assert p0["keypoints"][0][0] == round(kp[0, 0, 0], 2) and p0["score"] == round(sc[0], 4)
     assert f12["persons"][1]["keypoints"][4] == [0.0, 0.0, 0.0]
     assert json.loads(lines[2]) == {"frame": 13, "pts_ms": 433.333, "nms_score": 0.41, "inferred": False,
-                                    "persons": []}
+                                    "scene_cut": True, "persons": []}
 
     h, frames = read_keypoints(path)
     assert h == header
