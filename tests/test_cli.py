@@ -48,6 +48,14 @@ def lines(path):
     return header, list(frames)
 
 
+def stop_after(n):
+    """An infer_video progress callback that interrupts the run (as Ctrl-C does) after n frames."""
+    def stop(done, total):
+        if done >= n:
+            raise KeyboardInterrupt
+    return stop
+
+
 def test_video_and_keypoints_with_audio(clip_factory, weights, tmp_path):
     clip = clip_factory("talk.mp4", frames=15, fps="30000/1001", audio=True)
     out = tmp_path / "out"
@@ -174,13 +182,9 @@ def test_interrupted_run_leaves_partial_and_resume_matches_uninterrupted(clip_fa
     predictor = Predictor(model, PredictConfig(threshold=0))
     full = infer_video(clip, predictor, InferOptions(out_dir=tmp_path / "full", write_video=False))
 
-    def stop_at_5(done, total):
-        if done >= 5:
-            raise KeyboardInterrupt
-
     opts = InferOptions(out_dir=tmp_path / "cut", write_video=True)
     with pytest.raises(KeyboardInterrupt):
-        infer_video(clip, predictor, opts, stop_at_5)
+        infer_video(clip, predictor, opts, stop_after(5))
     left = sorted(p.name for p in (tmp_path / "cut").iterdir())
     assert left == ["r.pose.jsonl.partial"]  # nothing that looks finished
     opts.resume = True
@@ -211,13 +215,9 @@ def test_scene_cut_starts_new_tracks_also_after_resume(weights, tmp_path):
     after = {p["track_id"] for f in frames[6:] for p in f["persons"]}
     assert before and after and not before & after  # nobody keeps an id across the cut
 
-    def stop_at_9(done, total):
-        if done >= 9:
-            raise KeyboardInterrupt
-
     opts = InferOptions(out_dir=tmp_path / "resumed", write_video=False)
     with pytest.raises(KeyboardInterrupt):
-        infer_video(clip, predictor, opts, stop_at_9)
+        infer_video(clip, predictor, opts, stop_after(9))
     opts.resume = True
     infer_video(clip, predictor, opts)
     _, resumed = lines(tmp_path / "resumed" / "cut.pose.jsonl")
@@ -228,12 +228,8 @@ def test_resume_refuses_partial_of_another_run(clip_factory, weights, tmp_path):
     clip = clip_factory("r.mp4", frames=6)
     predictor = Predictor(load_model(weights=weights))
 
-    def stop(done, total):
-        if done >= 2:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        infer_video(clip, predictor, InferOptions(out_dir=tmp_path, write_video=False), stop)
+        infer_video(clip, predictor, InferOptions(out_dir=tmp_path, write_video=False), stop_after(2))
     code, _, stderr = infer(clip, "--weights", weights, "--out", tmp_path, "--no-video", "--resume", "--stride", 2)
     assert code == 1 and "belongs to another run" in stderr
 
