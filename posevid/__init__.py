@@ -5,6 +5,8 @@ Python API (the `posevid` command is a thin layer over it):
     model = posevid.load_model("small", weights="weights/posevid_small.pt")   # or an official DEKR .pth
     heatmaps, offsets, state = model(x, state)                               # x: (N, 3, H, W) normalised
     predictor = posevid.Predictor(model)                                     # frames → poses, owns the state
+    poses = predictor(frame_bgr).poses                                       # one frame after another
+    ids = tracker.update(poses.keypoints, poses.scores)                      # tracker = posevid.Tracker()
     result = posevid.infer_video("clip.mp4", predictor, posevid.InferOptions(out_dir=Path("out")))
 """
 
@@ -16,6 +18,7 @@ _LAZY = {
     "DEKR": "posevid.model",
     "Predictor": "posevid.predict",
     "PredictConfig": "posevid.predict",
+    "Tracker": "posevid.track",
     "infer_video": "posevid.infer",
     "InferOptions": "posevid.infer",
     "PosevidError": "posevid.errors",
