@@ -317,3 +317,12 @@ def test_infer_reports_people_at_the_library_default_threshold():
     from posevid import cli
 
     assert inspect.signature(cli.infer).parameters["threshold"].default == PredictConfig().threshold
+
+
+def test_public_api_names_resolve():
+    import posevid
+
+    for name in posevid.__all__:
+        assert callable(getattr(posevid, name)), name
+    with pytest.raises(AttributeError):
+        posevid.no_such_name
