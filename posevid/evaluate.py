@@ -154,9 +154,13 @@ def people_found(pred: np.ndarray, scores: np.ndarray, boxes: np.ndarray, thresh
                  ignore: np.ndarray | None = None) -> tuple[int, int, int]:
     """(found, false, missed) at one threshold: people_outcomes counted over the people reported
     (score >= threshold)."""
-    s, found, n_boxes = people_outcomes(pred, scores, boxes, ignore)
-    found = found[s >= threshold]
-    return int(found.sum()), int((~found).sum()), n_boxes - int(found.sum())
+    return _counts_at(*people_outcomes(pred, scores, boxes, ignore), threshold)
+
+
+def _counts_at(scores: np.ndarray, found: np.ndarray, n_boxes: int, threshold: float) -> tuple[int, int, int]:
+    """(found, false, missed) of people_outcomes over the people with score >= threshold."""
+    kept = found[scores >= threshold]
+    return int(kept.sum()), int((~kept).sum()), n_boxes - int(kept.sum())
 
 
 def people_summary(frames: list[FrameEval], threshold: float) -> dict:
@@ -169,9 +173,8 @@ def people_summary(frames: list[FrameEval], threshold: float) -> dict:
     n_boxes = sum(o[2] for o in outcomes)
     scores = np.concatenate([o[0] for o in outcomes]) if outcomes else np.zeros(0)
     found = np.concatenate([o[1] for o in outcomes]) if outcomes else np.zeros(0, bool)
-    kept = found[scores >= threshold]
-    summary = {"threshold": threshold, "found": int(kept.sum()), "false": int((~kept).sum()),
-               "missed": n_boxes - int(kept.sum()), "AP": None}
+    summary = {"threshold": threshold, **dict(zip(("found", "false", "missed"),
+                                                  _counts_at(scores, found, n_boxes, threshold))), "AP": None}
     if n_boxes:
         tp = np.cumsum(found[np.argsort(-scores, kind="stable")])
         precision = np.maximum.accumulate((tp / np.arange(1, len(tp) + 1))[::-1])[::-1]
