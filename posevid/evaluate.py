@@ -640,12 +640,10 @@ def evaluate(
                 for m, p in enumerate(predictors):
                     for (_, image_id), res in zip(chunk, p.predict(images)):
                         curves[m].append(res.nms_score)
-                        if res.scene_cut:
-                            trackers[m].reset()
                         reported = res.poses.scores >= people_at
                         track_ids = np.full(len(reported), -1, np.int64)
                         track_ids[reported] = trackers[m].update(res.poses.keypoints[reported],
-                                                                 res.poses.scores[reported])
+                                                                 res.poses.scores[reported], res.scene_cut)
                         if image_id is None or image_id not in gt.labelled:
                             continue
                         g, areas, tids = gt.people.get(image_id, empty)

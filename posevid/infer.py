@@ -153,19 +153,15 @@ def infer_video(source: str | Path, predictor: Predictor, opts: InferOptions,
             for frame in chunk:
                 if frame.index < resume_from:  # already in the resumed file: replay it
                     line = next(old_frames)
-                    if line.get("scene_cut"):
-                        tracker.reset()
                     kp, _, ids = frame_arrays(line)
-                    tracker.observe(kp, ids)
+                    tracker.observe(kp, ids, line.get("scene_cut", False))
                     if video is not None:
                         video.write(draw_poses(frame.image, kp, ids))
                     continue
                 out = predicted.get(frame.index)
                 if out is not None:
                     last, last_nms = out.poses, out.nms_score
-                    if out.scene_cut:  # people after a cut are not the ones before it
-                        tracker.reset()
-                    last_ids = tracker.update(last.keypoints, last.scores)
+                    last_ids = tracker.update(last.keypoints, last.scores, out.scene_cut)
                 keypoints.write_frame(frame.index, frame.pts_ms, last.keypoints, last.scores, last_ids, last_nms,
                                       out is not None, out is not None and out.scene_cut)
                 if coco is not None:

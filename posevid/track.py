@@ -70,16 +70,19 @@ class Tracker:
         poses[..., :2] += (self._velocity * (self._missed + 1)[:, None])[:, None, :]
         return poses
 
-    def update(self, keypoints: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    def update(self, keypoints: np.ndarray, scores: np.ndarray, scene_cut: bool = False) -> np.ndarray:
         """Match one frame's poses to the live tracks and return their ids.
 
         Args:
             keypoints: (P, K, 3) the frame's poses, (x, y, score), in source pixels.
             scores: (P,) pose scores; with equal OKS the higher-scored pose is matched first.
+            scene_cut: the video cut to another scene before this frame: everybody gets a new id.
 
         Returns:
             (P,) int64 track ids, distinct within the frame.
         """
+        if scene_cut:
+            self.reset()
         kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, len(self.sigmas), 3)
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         P, T = kp.shape[0], self._ids.shape[0]
@@ -112,7 +115,7 @@ class Tracker:
         self.observe(kp, ids)
         return ids
 
-    def observe(self, keypoints: np.ndarray, track_ids: np.ndarray) -> None:
+    def observe(self, keypoints: np.ndarray, track_ids: np.ndarray, scene_cut: bool = False) -> None:
         """Advance the tracks by one frame whose ids are already known.
 
         `update` ends with this; `--resume` replays the frames already written through it, so that the
@@ -121,7 +124,10 @@ class Tracker:
         Args:
             keypoints: (P, K, 3) the frame's poses, (x, y, score).
             track_ids: (P,) their ids, distinct; ids not live yet start new tracks.
+            scene_cut: as for `update`: the tracks before this frame are forgotten first.
         """
+        if scene_cut:
+            self.reset()
         kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, len(self.sigmas), 3)
         ids = np.asarray(track_ids, dtype=np.int64).reshape(-1)
         if kp.shape[0] != ids.shape[0]:

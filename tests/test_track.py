@@ -132,3 +132,12 @@ def test_empty_frames_and_replayed_frames():
     assert tr.update(*frame(a)).tolist() == [11]
     with pytest.raises(ValueError):
         tr.update(np.zeros((2, 17, 3)), np.zeros(3))
+
+
+def test_scene_cut_forgets_the_tracks():
+    a = person(100, 50, 200)
+    tr = Tracker()
+    assert tr.update(*frame(a)).tolist() == [1]
+    assert tr.update(*frame(a), scene_cut=True).tolist() == [2]  # the same place after a cut: somebody new
+    tr.observe(a[None], np.array([7]), scene_cut=True)  # --resume replays a cut the same way
+    assert tr.live_ids.tolist() == [7]
