@@ -5,8 +5,8 @@ Python API (the `posevid` command is a thin layer over it):
     model = posevid.load_model("small", weights="weights/posevid_small.pt")   # or an official DEKR .pth
     heatmaps, offsets, state = model(x, state)                               # x: (N, 3, H, W) normalised
     predictor = posevid.Predictor(model)                                     # frames → poses, owns the state
-    poses = predictor(frame_bgr).poses                                       # one frame after another
-    ids = tracker.update(poses.keypoints, poses.scores)                      # tracker = posevid.Tracker()
+    r = predictor(frame_bgr)                                                 # one frame after another
+    ids = tracker.update(r.poses.keypoints, r.poses.scores, r.scene_cut)     # tracker = posevid.Tracker()
     result = posevid.infer_video("clip.mp4", predictor, posevid.InferOptions(out_dir=Path("out")))
 """
 

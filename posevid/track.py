@@ -81,13 +81,13 @@ class Tracker:
         Returns:
             (P,) int64 track ids, distinct within the frame.
         """
-        if scene_cut:
-            self.reset()
         kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, len(self.sigmas), 3)
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        if scores.shape[0] != kp.shape[0]:
+            raise ValueError(f"update: {kp.shape[0]} poses but {scores.shape[0]} scores")
+        if scene_cut:
+            self.reset()
         P, T = kp.shape[0], self._ids.shape[0]
-        if scores.shape[0] != P:
-            raise ValueError(f"update: {P} poses but {scores.shape[0]} scores")
 
         det_track = np.full(P, -1, dtype=np.int64)  # index into the live tracks, -1 = none
         if P and T:
@@ -126,12 +126,12 @@ class Tracker:
             track_ids: (P,) their ids, distinct; ids not live yet start new tracks.
             scene_cut: as for `update`: the tracks before this frame are forgotten first.
         """
-        if scene_cut:
-            self.reset()
         kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, len(self.sigmas), 3)
         ids = np.asarray(track_ids, dtype=np.int64).reshape(-1)
         if kp.shape[0] != ids.shape[0]:
             raise ValueError(f"observe: {kp.shape[0]} poses but {ids.shape[0]} track ids")
+        if scene_cut:
+            self.reset()
         live = {int(t): i for i, t in enumerate(self._ids)}
         seen = np.array([int(t) in live for t in ids], dtype=bool)
         # matched tracks take the new pose and update their velocity; unmatched ones age and expire
