@@ -191,6 +191,8 @@ def train(
                                                    "fixed --init weights (their per-frame twin stays exact).")] = False,
     occlude: Annotated[float, typer.Option(help="Chance per clip of an occluder sliding across a person.")] = 0.0,
     blur: Annotated[float, typer.Option(help="Chance per clip of one motion-blurred frame.")] = 0.0,
+    frame_step: Annotated[int, typer.Option(help="Clips take every s-th frame, s drawn from 1..FRAME_STEP, so "
+                                                 "the GRU sees lower frame rates than the data's.")] = 1,
     image_root: Annotated[Optional[str], typer.Option(help="Folder COCO image paths start from.")] = None,
     device: Annotated[Device, typer.Option(help="Where to train.")] = Device.auto,
     amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (bfloat16 on CPU, float16 on GPU).")] = False,
@@ -216,7 +218,7 @@ def train(
         recipe = dict(data=tuple(data or ()), model=model, image_root=image_root, clip_len=clip_len, batch=batch,
                       steps=steps, lr=lr, input_size=input_size, zoom=zoom_range, offset_loss_weight=offset_weight,
                       temporal=not no_temporal, freeze_frame_net=freeze_frame_net, occlude=occlude, blur=blur,
-                      seed=seed)
+                      frame_step=frame_step, seed=seed)
         if resume:  # what the command line leaves out comes from the checkpoint
             saved = saved_recipe(out)
             option = {"offset_loss_weight": "offset_weight", "temporal": "no_temporal"}

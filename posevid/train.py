@@ -45,6 +45,7 @@ class TrainConfig:
     freeze_frame_net: bool = False  # train only the ConvGRU; the per-frame network (BN statistics too) stays fixed
     occlude: float = 0.0  # chance per clip of a sliding occluder (context the GRU can use)
     blur: float = 0.0  # chance per clip of one motion-blurred frame
+    frame_step: int = 1  # clips skip up to frame_step - 1 frames between steps (lower frame rates)
     offset_loss_weight: float = 0.03  # DEKR's COCO setting
     device: str = "cpu"
     amp: bool = False
@@ -67,7 +68,7 @@ class TrainConfig:
             raise PosevidError(f"--input-size must be a multiple of 32, got {self.input_size}")
         if not self.offset_loss_weight > 0:
             raise PosevidError(f"--offset-weight must be positive, got {self.offset_loss_weight}")
-        for name in ("clip_len", "batch", "steps", "checkpoint_every", "log_every"):
+        for name in ("clip_len", "batch", "steps", "checkpoint_every", "log_every", "frame_step"):
             if getattr(self, name) < 1:
                 raise PosevidError(f"--{name.replace('_', '-')} must be at least 1")
         for name in ("occlude", "blur"):
@@ -148,7 +149,7 @@ def load_sources(cfg: TrainConfig) -> list:
     from posevid.data.readers import Augment, ClipSampler, read_annotations
 
     augment = Augment(out_width=cfg.input_size, out_height=cfg.input_size, scale=cfg.zoom, occlude=cfg.occlude,
-                      blur=cfg.blur)
+                      blur=cfg.blur, frame_step=cfg.frame_step)
     sources = []
     for d in cfg.data:
         path = Path(d)
@@ -306,7 +307,7 @@ def _any_rank(flag: bool, device: torch.device, dist: Distributed) -> bool:
 
 # What a resumed run must share with the run it continues (paths, workers and logging may change).
 RECIPE_FIELDS = ("model", "clip_len", "batch", "steps", "lr", "weight_decay", "input_size", "zoom", "temporal",
-                 "freeze_frame_net", "occlude", "blur", "offset_loss_weight", "seed")
+                 "freeze_frame_net", "occlude", "blur", "frame_step", "offset_loss_weight", "seed")
 
 
 def _resume_checkpoint(last: Path) -> tuple[dict[str, torch.Tensor], dict]:

@@ -1,4 +1,5 @@
 """Readers for COCO / PoseTrack-style annotations and the clip sampler's consistent augmentation."""
+import dataclasses
 import json
 import sys
 
@@ -123,6 +124,30 @@ def test_clip_sampler_applies_one_augmentation_to_the_whole_clip(tmp_path):
                 assert img.max() > 20
                 assert abs(x - kp[j, 0]) <= 1.0 and abs(y - kp[j, 1]) <= 1.0
         assert not np.array_equal(clip.frames[0], clip.frames[1])  # consecutive frames, not copies
+
+
+def test_frame_step_subsamples_the_frame_rate_within_the_video(tmp_path):
+    pts = [{9: (10 + 6 * t, 40)} for t in range(9)]  # the wrist's x tells which frame a clip frame is
+    path = _video_json(tmp_path, _write_frames(tmp_path, 9, pts), pts)
+    still = Augment(out_width=128, out_height=96, scale=(1.0, 1.0), rotation_deg=0.0, translate=0.0, flip_prob=0.0)
+
+    def steps(clip_len: int, frame_step: int) -> set[int]:
+        sampler = ClipSampler(read_annotations(path), str(tmp_path), clip_len,
+                              dataclasses.replace(still, frame_step=frame_step))
+        seen = set()
+        for seed in range(30):
+            x = np.array([kp[0, 9, 0] for kp in sampler.sample(np.random.default_rng(seed)).keypoints])
+            frames = np.round((x - 10) / 6).astype(int)
+            assert frames.min() >= 0 and frames.max() <= 8  # never past the video's end
+            gaps = set(np.diff(frames).tolist())
+            assert len(gaps) == 1  # one step for the whole clip
+            seen |= gaps
+        return seen
+
+    assert steps(3, 1) == {1}
+    assert steps(3, 3) == {1, 2, 3}
+    assert steps(5, 3) == {1, 2}  # a step of 3 would need 13 frames
+    assert steps(9, 3) == {1}
 
 
 def test_reader_errors_are_one_line_posevid_errors(tmp_path):

@@ -219,6 +219,7 @@ class Augment:
     flip_prob: float = 0.5  # horizontal flip (left/right keypoints swapped)
     occlude: float = 0.0  # chance per clip of an occluder sliding across a person (see data/degrade.py)
     blur: float = 0.0  # chance per clip of one motion-blurred frame after the first
+    frame_step: int = 1  # clips take every s-th frame, s drawn from 1..frame_step (lower frame rates, e.g. 10 fps)
 
 
 def random_affine(rng: np.random.Generator, width: int, height: int, aug: Augment) -> tuple[np.ndarray, bool]:
@@ -280,12 +281,15 @@ class ClipSampler:
 
     def sample(self, rng: np.random.Generator, video_index: int | None = None) -> Clip:
         v = self.videos[int(rng.integers(0, len(self.videos))) if video_index is None else video_index]
-        T = self.clip_len
-        start = int(rng.integers(0, max(len(v.frames) - T, 0) + 1))
-        recs = [v.frames[min(start + t, len(v.frames) - 1)] for t in range(T)]
+        T, a = self.clip_len, self.augment
+        step = 1
+        if a.frame_step > 1 and T > 1:  # drawn only when enabled, so older recipes keep their random stream
+            fits = max(1, (len(v.frames) - 1) // (T - 1))  # the largest step whose clip fits in the video
+            step = int(rng.integers(1, min(a.frame_step, fits) + 1))
+        start = int(rng.integers(0, max(len(v.frames) - (T - 1) * step - 1, 0) + 1))
+        recs = [v.frames[min(start + t * step, len(v.frames) - 1)] for t in range(T)]
         first = load_frame(self.root, recs[0])
         H, W = first.shape[:2]
-        a = self.augment
         M, flip = random_affine(rng, W, H, a)
         frames, kps, tids, ign = [], [], [], []
         for r in recs:
