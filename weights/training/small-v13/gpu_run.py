@@ -45,7 +45,10 @@ def main() -> None:
     ap.add_argument("--lr-gru", type=float, default=1e-3)
     ap.add_argument("--lr-frame", type=float, default=3e-4)
     ap.add_argument("--minutes-gru", type=float, default=1.7)  # each GRU run
-    ap.add_argument("--minutes-frame", type=float, default=2.4)
+    ap.add_argument("--minutes-frame", type=float, default=2.4)  # 0: no per-frame run
+    ap.add_argument("--clip-gru", type=int, default=8)
+    ap.add_argument("--frame-step", type=int, default=3)
+    ap.add_argument("--gru-runs", default="aug,clean")
     ap.add_argument("--calibrate-minutes", type=float, default=0.4)
     ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     args = ap.parse_args()
@@ -55,7 +58,7 @@ def main() -> None:
     readers.VIDEO_CACHE_BYTES = 24 << 30  # all training videos decoded once
     common = dict(data=tuple(args.data), model="small", input_size=160, zoom=(1.3, 2.8), offset_loss_weight=1.0,
                   device=args.device, workers=args.workers, preload=True, log_every=20, init=args.init)
-    gru = dict(common, clip_len=8, batch=args.batch // 8, frame_step=3, temporal=True, freeze_frame_net=True)
+    gru = dict(common, clip_len=args.clip_gru, batch=args.batch // args.clip_gru, frame_step=args.frame_step, temporal=True, freeze_frame_net=True)
     frame = dict(common, clip_len=1, batch=args.batch, temporal=False)
     args.out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(args.runs, ignore_errors=True)
@@ -73,8 +76,12 @@ def main() -> None:
 
     fps = run("calibrate-gru", gru, args.calibrate_minutes, None, lr=1e-5, seed=0)
     print(f"GRU runs: {fps:.0f} frames/s", flush=True)
-    run("gru-aug", gru, args.minutes_gru, fps, "gru-aug.pt", lr=args.lr_gru, occlude=0.5, blur=0.3, seed=61)
-    run("gru-clean", gru, args.minutes_gru, fps, "gru-clean.pt", lr=args.lr_gru, seed=61)
+    if "aug" in args.gru_runs.split(","):
+        run("gru-aug", gru, args.minutes_gru, fps, "gru-aug.pt", lr=args.lr_gru, occlude=0.5, blur=0.3, seed=61)
+    if "clean" in args.gru_runs.split(","):
+        run("gru-clean", gru, args.minutes_gru, fps, "gru-clean.pt", lr=args.lr_gru, seed=61)
+    if not args.minutes_frame:
+        return
     fps = run("calibrate-frame", frame, 0.25, None, lr=1e-5, seed=0)
     print(f"per-frame run: {fps:.0f} frames/s", flush=True)
     run("frame", frame, args.minutes_frame, fps, "frame.pt", lr=args.lr_frame, seed=62)
