@@ -6,7 +6,8 @@
 
 The metrics are pure functions on arrays (no I/O, no models), each tested on hand-made inputs:
 
-    greedy_match, match_frame      one-to-one matching of predictions to ground truth by OKS
+    match_frame                    one-to-one matching of predictions to ground truth by OKS
+                                   (greedy_match of posevid.metrics)
     oks_score                      mean OKS of the matched pairs (and how many)
     track_acceleration_errors      ‖a_pred − a_gt‖ per 3 consecutive frames of one track
     jitter_score                   their mean over all tracks, px/frame²
@@ -43,7 +44,7 @@ import numpy as np
 
 from posevid.data.readers import VideoRecord, read_annotations
 from posevid.errors import PosevidError
-from posevid.metrics import oks
+from posevid.metrics import greedy_match, oks
 from posevid.skeleton import COCO
 from posevid.video import batches
 
@@ -56,37 +57,6 @@ MODEL_NAMES = ("temporal", "per-frame")
 
 # ---------------------------------------------------------------------------------------------
 # Metrics: pure functions on arrays
-
-
-def greedy_match(similarity: np.ndarray, min_similarity: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """One-to-one matching, highest similarity first (as COCO's evaluation matches greedily).
-
-    Args:
-        similarity: (P, G) e.g. OKS of every prediction against every ground truth.
-        min_similarity: a pair needs a similarity strictly above this to be matched.
-
-    Returns:
-        (pred_index, gt_index), two (M,) int arrays in matching order (best pair first).
-    """
-    sim = np.asarray(similarity, dtype=np.float64)
-    if sim.ndim != 2:
-        raise ValueError(f"greedy_match: expected a (P, G) matrix, got shape {sim.shape}")
-    order = np.argsort(-sim, axis=None, kind="stable")  # flat indices, best first; ties row-major
-    used_p = np.zeros(sim.shape[0], bool)
-    used_g = np.zeros(sim.shape[1], bool)
-    pi, gi = [], []
-    for flat in order:
-        p, g = divmod(int(flat), sim.shape[1])
-        if sim[p, g] <= min_similarity:
-            break
-        if used_p[p] or used_g[g]:
-            continue
-        used_p[p] = used_g[g] = True
-        pi.append(p)
-        gi.append(g)
-        if len(pi) == min(sim.shape):
-            break
-    return np.asarray(pi, dtype=np.int64), np.asarray(gi, dtype=np.int64)
 
 
 def match_frame(

@@ -1,6 +1,6 @@
 """Object keypoint similarity (OKS), exactly as COCO's evaluation defines it, on plain numpy arrays.
 
-All coordinates are (x, y) in pixels. Nothing here does I/O; evaluation and tracking both call these.
+All coordinates are (x, y) in pixels. Nothing here does I/O; evaluation and tracking both call these, greedy_match included.
 """
 from __future__ import annotations
 
@@ -142,3 +142,34 @@ def pose_oks(
     n = valid.sum(axis=2)
     total = (np.exp(-e) * valid).sum(axis=2)
     return np.where(n > 0, total / np.maximum(n, 1), 0.0)
+
+
+def greedy_match(similarity: np.ndarray, min_similarity: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """One-to-one matching, highest similarity first (as COCO's evaluation matches greedily).
+
+    Args:
+        similarity: (P, G) e.g. OKS of every prediction against every ground truth.
+        min_similarity: a pair needs a similarity strictly above this to be matched.
+
+    Returns:
+        (pred_index, gt_index), two (M,) int arrays in matching order (best pair first).
+    """
+    sim = np.asarray(similarity, dtype=np.float64)
+    if sim.ndim != 2:
+        raise ValueError(f"greedy_match: expected a (P, G) matrix, got shape {sim.shape}")
+    order = np.argsort(-sim, axis=None, kind="stable")  # flat indices, best first; ties row-major
+    used_p = np.zeros(sim.shape[0], bool)
+    used_g = np.zeros(sim.shape[1], bool)
+    pi, gi = [], []
+    for flat in order:
+        p, g = divmod(int(flat), sim.shape[1])
+        if sim[p, g] <= min_similarity:
+            break
+        if used_p[p] or used_g[g]:
+            continue
+        used_p[p] = used_g[g] = True
+        pi.append(p)
+        gi.append(g)
+        if len(pi) == min(sim.shape):
+            break
+    return np.asarray(pi, dtype=np.int64), np.asarray(gi, dtype=np.int64)

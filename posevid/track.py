@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from posevid.metrics import pose_area, pose_oks
+from posevid.metrics import greedy_match, pose_area, pose_oks
 from posevid.skeleton import COCO
 
 # Keypoints at or below this score neither span a track's box nor count in the OKS.
@@ -165,18 +165,12 @@ class Tracker:
 
 
 def _greedy(similarity: np.ndarray, minimum: float, scores: np.ndarray, det_track: np.ndarray) -> None:
-    """Greedy one-to-one matching, highest similarity first (ties: higher pose score, then detection
-    order), of pairs with similarity >= minimum whose detection and track are both still free; writes
-    the track index of each newly matched detection into det_track (−1 = unmatched)."""
-    P, T = similarity.shape
-    order = np.lexsort((-np.repeat(scores, T), -similarity.reshape(-1)))
-    trk_used = np.zeros(T, dtype=bool)
-    trk_used[det_track[det_track >= 0]] = True
-    for flat in order:
-        if similarity.flat[flat] < minimum:
-            break
-        d, t = divmod(int(flat), T)
-        if det_track[d] >= 0 or trk_used[t]:
-            continue
-        trk_used[t] = True
-        det_track[d] = t
+    """greedy_match of the detections and tracks still free, pairs with similarity >= minimum; among
+    equal similarities the higher-scored pose first, then detection order. Writes the track index of each
+    newly matched detection into det_track (−1 = unmatched)."""
+    rows = np.flatnonzero(det_track < 0)
+    rows = rows[np.argsort(-scores[rows], kind="stable")]  # greedy_match breaks ties row by row
+    cols = np.setdiff1d(np.arange(similarity.shape[1]), det_track[det_track >= 0])
+    # greedy_match keeps pairs strictly above its bound: the next float below `minimum` keeps `minimum`
+    d, t = greedy_match(similarity[np.ix_(rows, cols)], np.nextafter(minimum, -np.inf))
+    det_track[rows[d]] = cols[t]
