@@ -13,8 +13,9 @@ install:
 # Extras the synthetic-data generator and its tests need (issue: synthetic data).
 install-synth:
 	$(PIP) install -q -e ".[synth]"
-	@# Motion capture (CMU BVH), background photographs and OpenCV's sample footage from Debian.
-	@pkgs="assimp-testmodels mate-backgrounds opencv-doc lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 plasma-workspace-wallpapers tuxpaint-data tuxpaint-stamps-default scratch palapeli-data lxqt-themes tuxtype-data scribus-template hugin-data endless-sky-data glmark2-data libjxl-testdata lomiri-ui-toolkit-examples python-kivy-examples python3-skimage python3-sklearn qtbase5-examples qtdeclarative5-examples qtmultimedia5-examples qtwebengine5-examples"; \
+	@# Motion capture (CMU BVH), background photographs and OpenCV's sample footage from Debian
+	@# (w3m before gimp-help-en: it meets that package's need of a browser without pulling GIMP).
+	@pkgs="assimp-testmodels mate-backgrounds opencv-doc lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 plasma-workspace-wallpapers tuxpaint-data tuxpaint-stamps-default scratch palapeli-data lxqt-themes tuxtype-data scribus-template hugin-data endless-sky-data glmark2-data libjxl-testdata lomiri-ui-toolkit-examples python-kivy-examples python3-skimage python3-sklearn qtbase5-examples qtdeclarative5-examples qtmultimedia5-examples qtwebengine5-examples libjs-jquery-backstretch libjs-jquery-colorbox libjs-jquery-slides gnome-control-center-data afterstep-data golang-github-rwcarlsen-goexif-dev kodi-visualization-shadertoy-data projectm-data libsixel-examples labelme-examples w3m gimp-help-en"; \
 	if dpkg -s $$pkgs >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null; \
