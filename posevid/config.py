@@ -26,6 +26,7 @@ class ModelConfig:
     offset_blocks: int = 2  # adaptive-convolution blocks per keypoint branch
     num_keypoints: int = 17
     temporal_channels: int = 64  # ConvGRU hidden width
+    temporal_min_update: float = 0.0  # floor of the GRU's update gate: old frames fade (0 = a plain GRU)
     input_size: int = 512  # test-time size of the shorter image side (rounded to a multiple of 32)
     infer_batch: int = 1  # frames per network call in video inference (helps small models only)
     snap_radius: float = 0.0  # decoding default for these weights (decode.snap_to_peaks); 0 = DEKR's decoding
@@ -109,6 +110,7 @@ MODELS: dict[str, ModelConfig] = {
         offset_channels=16,
         offset_blocks=1,
         temporal_channels=32,
+        temporal_min_update=0.5,  # a plain GRU's state drifted over long real videos (weights/training/small-v13)
         input_size=256,
         infer_batch=2,
     ),

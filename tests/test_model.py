@@ -154,6 +154,28 @@ def test_gru_identity_start_and_state_carry():
         assert not torch.equal(with_state.state, s)
 
 
+def test_gru_update_floor_makes_old_state_fade(tmp_path):
+    from posevid.model.temporal import ConvGRU
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 8, 5, 5)
+    h0 = torch.randn(1, 4, 5, 5)
+    for floor in (0.0, 0.5):
+        gru = ConvGRU(8, 4, min_update=floor).eval()
+        with torch.no_grad():
+            gru.gates.bias.fill_(-30.0)  # gates closed: z = floor, r = 0, so h1 = (1 - floor) h0 + floor q
+            q = torch.tanh(gru.candidate(torch.cat([gru.project(x), torch.zeros_like(h0)], 1)))
+            _, h1 = gru(x, h0)
+        torch.testing.assert_close(h1, (1 - floor) * h0 + floor * q, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError):
+        ConvGRU(8, 4, min_update=1.0)
+    # the floor is part of the model config, so a checkpoint brings back the GRU it was trained with
+    model = DEKR(model_config("small"), temporal=True)
+    assert model.temporal.min_update == model_config("small").temporal_min_update > 0
+    save_checkpoint(tmp_path / "w.pt", model)
+    assert load_model(weights=tmp_path / "w.pt").temporal.min_update == model.temporal.min_update
+
+
 def test_official_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
     src = DEKR(model_config("lite"), temporal=False).eval()

@@ -29,7 +29,7 @@ class DEKR(HRNet):
         self.head_heatmap = heatmap_head(cfg.heatmap_channels, cfg.heatmap_blocks, k + 1)
         self.offset_feature_layers, self.offset_final_layer = offset_branches(
             k, cfg.offset_channels, cfg.offset_blocks)
-        self.temporal = ConvGRU(fused, cfg.temporal_channels) if temporal else None
+        self.temporal = ConvGRU(fused, cfg.temporal_channels, cfg.temporal_min_update) if temporal else None
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> DEKROutput:
         """One frame of N streams. x: (N, 3, H, W) ImageNet-normalised RGB, H and W multiples of 32;

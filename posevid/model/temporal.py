@@ -11,11 +11,18 @@ class ConvGRU(nn.Module):
     W_out starts at zero, so a network loaded from a DEKR checkpoint without GRU weights computes exactly
     what DEKR computes until the GRU is trained. The caller owns the state: pass `None` at a video's start
     or after a scene cut.
+
+    `min_update` > 0 floors the update gate z, so the carried state h_{t-1} keeps at most a 1 - min_update
+    share each frame and old frames fade whatever the gates learn: states from hundreds of frames at
+    inference then look like those of the short clips the GRU was trained on (a plain GRU drifted there).
     """
 
-    def __init__(self, channels: int, hidden: int):
+    def __init__(self, channels: int, hidden: int, min_update: float = 0.0):
         super().__init__()
+        if not 0.0 <= min_update < 1.0:
+            raise ValueError(f"min_update must be in [0, 1), got {min_update}")
         self.hidden = hidden
+        self.min_update = min_update
         self.project = nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden),
                                      nn.ReLU(inplace=True))
         self.gates = nn.Conv2d(2 * hidden, 2 * hidden, 3, padding=1)  # update z and reset r
@@ -30,6 +37,7 @@ class ConvGRU(nn.Module):
         if h is None or h.shape != u.shape:
             h = torch.zeros_like(u)
         z, r = torch.sigmoid(self.gates(torch.cat([u, h], 1))).chunk(2, dim=1)
+        z = self.min_update + (1 - self.min_update) * z
         q = torch.tanh(self.candidate(torch.cat([u, r * h], 1)))
         h = (1 - z) * h + z * q
         return x + self.out(h), h
