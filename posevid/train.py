@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from posevid.config import model_config
+from posevid.config import ModelConfig, model_config
 from posevid.errors import PosevidError
 from posevid.frames import MEAN_RGB, STD_RGB, STRIDE
 from posevid.model.checkpoint import load_state, read_weights, save_checkpoint
@@ -206,7 +206,9 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, dict],
     torch.manual_seed(cfg.seed)
     last = cfg.out / "last.pt"
 
-    model = DEKR(model_config(cfg.model), temporal=cfg.temporal)
+    saved = _resume_checkpoint(last) if resume else None
+    # A resumed run keeps the architecture it was saved with (e.g. the GRU's floor), whatever MODELS says now.
+    model = DEKR(saved[1] if saved else model_config(cfg.model), temporal=cfg.temporal)
     if cfg.freeze_frame_net:
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith("temporal."))
@@ -214,8 +216,8 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, dict],
                                  weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.steps))
     start = 0
-    if resume:
-        state, payload = _resume_checkpoint(last)
+    if saved:
+        state, _, payload = saved
         _check_same_recipe(payload.get("train_config") or {}, cfg, last)
         load_state(model, state, str(last))
         optimizer.load_state_dict(payload["optimizer"])
@@ -310,19 +312,19 @@ RECIPE_FIELDS = ("model", "clip_len", "batch", "steps", "lr", "weight_decay", "i
                  "freeze_frame_net", "occlude", "blur", "frame_step", "offset_loss_weight", "seed")
 
 
-def _resume_checkpoint(last: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """(model state, payload) of a training checkpoint that --resume can continue."""
+def _resume_checkpoint(last: Path) -> tuple[dict[str, torch.Tensor], ModelConfig, dict]:
+    """(model state, model config, payload) of a training checkpoint that --resume can continue."""
     if not last.is_file():
         raise PosevidError(f"--resume: no checkpoint at {last}")
-    state, _, payload = read_weights(last)
-    if "optimizer" not in payload:
+    state, model_cfg, payload = read_weights(last)
+    if "optimizer" not in payload or model_cfg is None:
         raise PosevidError(f"{last}: not a training checkpoint (no optimiser state)")
-    return state, payload
+    return state, model_cfg, payload
 
 
 def saved_recipe(out: Path) -> dict:
     """The recipe (RECIPE_FIELDS, data, image_root) of the run in OUT, as its last.pt recorded it."""
-    saved = _resume_checkpoint(Path(out) / "last.pt")[1].get("train_config") or {}
+    saved = _resume_checkpoint(Path(out) / "last.pt")[2].get("train_config") or {}
     return {k: saved[k] for k in (*RECIPE_FIELDS, "data", "image_root") if k in saved}
 
 

@@ -106,6 +106,25 @@ def test_resume_continues_exactly(coco_dir, tmp_path):
     assert payload["step"] == 4 and payload["train_config"]["seed"] == 0
 
 
+def test_resume_keeps_the_saved_architecture_when_the_named_config_changes(coco_dir, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from posevid import config as model_configs
+
+    lite = model_configs.MODELS["lite"]
+    monkeypatch.setitem(model_configs.MODELS, "lite", replace(lite, temporal_min_update=0.3))
+
+    def stop_after_2(step, record):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config(coco_dir, tmp_path / "f"), on_step=stop_after_2)
+    monkeypatch.setitem(model_configs.MODELS, "lite", lite)  # the named config changed between sessions
+    resumed = train(config(coco_dir, tmp_path / "f"), resume=True)
+    assert load_model(weights=resumed).temporal.min_update == 0.3
+
+
 def test_time_limit_stops_with_a_resumable_checkpoint(coco_dir, tmp_path):
     # preload: a no-op on still images, but the path runs
     last = train(config(coco_dir, tmp_path / "r", time_limit=1e-9, preload=True))  # out of time after step 1
