@@ -207,8 +207,10 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, dict],
     last = cfg.out / "last.pt"
 
     saved = _resume_checkpoint(last) if resume else None
-    # A resumed run keeps the architecture it was saved with (e.g. the GRU's floor), whatever MODELS says now.
-    model = DEKR(saved[1] if saved else model_config(cfg.model), temporal=cfg.temporal)
+    init = _init_weights(cfg.init, cfg.model) if cfg.init and not saved else None
+    # A resumed run, or one that starts from a trained GRU, keeps the architecture it was saved with (e.g. the
+    # GRU's floor), whatever MODELS says now.
+    model = DEKR(saved[1] if saved else init[1] if init else model_config(cfg.model), temporal=cfg.temporal)
     if cfg.freeze_frame_net:
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith("temporal."))
@@ -224,11 +226,8 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, dict],
         scheduler.load_state_dict(payload["scheduler"])
         torch.set_rng_state(payload["torch_rng"])
         start = int(payload["step"])
-    elif cfg.init:
-        state, init_cfg, _ = read_weights(cfg.init)
-        if init_cfg is not None and init_cfg.name != cfg.model:
-            raise PosevidError(f"{cfg.init}: weights are for model {init_cfg.name}, not {cfg.model}")
-        load_state(model, state, cfg.init)  # an official DEKR file: the GRU keeps its identity start
+    elif init:
+        load_state(model, init[0], cfg.init)  # an official DEKR file: the GRU keeps its identity start
     model.to(device).train()
     if cfg.freeze_frame_net:  # BN statistics of the fixed network stay as they were, too
         for name, module in model.named_children():
@@ -320,6 +319,16 @@ def _resume_checkpoint(last: Path) -> tuple[dict[str, torch.Tensor], ModelConfig
     if "optimizer" not in payload or model_cfg is None:
         raise PosevidError(f"{last}: not a training checkpoint (no optimiser state)")
     return state, model_cfg, payload
+
+
+def _init_weights(path: str, model_name: str) -> tuple[dict[str, torch.Tensor], ModelConfig]:
+    """(state, config to build) for --init: the file's own config when it carries GRU weights, which only
+    mean what they meant with that config; otherwise today's config of `model_name`."""
+    state, init_cfg, _ = read_weights(path)
+    if init_cfg is not None and init_cfg.name != model_name:
+        raise PosevidError(f"{path}: weights are for model {init_cfg.name}, not {model_name}")
+    has_gru = init_cfg is not None and any(k.startswith("temporal.") for k in state)
+    return state, init_cfg if has_gru else model_config(model_name)
 
 
 def saved_recipe(out: Path) -> dict:

@@ -125,6 +125,23 @@ def test_resume_keeps_the_saved_architecture_when_the_named_config_changes(coco_
     assert load_model(weights=resumed).temporal.min_update == 0.3
 
 
+def test_init_keeps_a_trained_grus_architecture(coco_dir, tmp_path):
+    from dataclasses import replace
+
+    from posevid.model.checkpoint import save_checkpoint
+
+    torch.manual_seed(1)
+    floored = DEKR(replace(model_config("lite"), temporal_min_update=0.3))
+    save_checkpoint(tmp_path / "gru.pt", floored)  # trained GRU weights only mean something with their floor
+    run = train(config(coco_dir, tmp_path / "a", steps=1, init=str(tmp_path / "gru.pt")))
+    assert load_model(weights=run).temporal.min_update == 0.3
+    payload = torch.load(tmp_path / "gru.pt", weights_only=True)
+    payload["model"] = {k: v for k, v in payload["model"].items() if not k.startswith("temporal.")}
+    torch.save(payload, tmp_path / "frame.pt")  # no GRU weights (like the shipped file): today's config
+    run = train(config(coco_dir, tmp_path / "b", steps=1, init=str(tmp_path / "frame.pt")))
+    assert load_model(weights=run).temporal.min_update == model_config("lite").temporal_min_update
+
+
 def test_time_limit_stops_with_a_resumable_checkpoint(coco_dir, tmp_path):
     # preload: a no-op on still images, but the path runs
     last = train(config(coco_dir, tmp_path / "r", time_limit=1e-9, preload=True))  # out of time after step 1
