@@ -51,10 +51,8 @@ def draw_poses(
         raise ValueError(f"draw_poses: {kp.shape[0]} poses but {len(track_ids)} track ids")
     H, W = image.shape[:2]
     # sizes follow the frame so a 4K render looks like a 640-pixel one
-    thickness = max(1, int(round(min(H, W) / 150)))
-    radius = thickness + 1
-    font_scale = max(0.35, min(H, W) / 700)
-    font_thick = max(1, thickness // 2)
+    frame_thickness = max(1, int(round(min(H, W) / 150)))
+    frame_font = max(0.35, min(H, W) / 700)
 
     lim = 4 * max(H, W)
     edges = np.asarray(skeleton.edges, dtype=np.int64).reshape(-1, 2)
@@ -63,6 +61,11 @@ def draw_poses(
         if not ok.any():
             continue
         color = track_color(int(track_ids[p]) if track_ids is not None else p + 1)
+        # ... but no thicker than the person is big: distant people keep visible limbs and small labels
+        span = float(np.ptp(kp[p, ok, :2], axis=0).max())
+        thickness = int(np.clip(round(span / 40), 1, frame_thickness))
+        radius = thickness + 1
+        font_scale, font_thick = min(frame_font, max(0.35, span / 120)), max(1, thickness // 2)
         # fixed-point pixel coordinates, clipped so huge outliers cannot overflow cv2's int32 maths
         pts = np.round(np.clip(kp[p, :, :2], -lim, lim) * _ONE).astype(np.int64).tolist()
         for a, b in edges[ok[edges[:, 0]] & ok[edges[:, 1]]].tolist():

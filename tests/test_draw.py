@@ -32,6 +32,19 @@ def test_draws_keypoints_limbs_and_label_in_place():
     assert not img[100:145, 300:].any()
 
 
+def test_small_people_get_thin_limbs():
+    # a 576-line frame draws 4-px limbs for big people; smaller people get thinner ones that do not hide them
+    def limb_width(height):
+        img = np.zeros((576, 768, 3), np.uint8)
+        kp = np.zeros((1, 17, 3))
+        kp[0, 5] = (300, 100, 0.9)  # left shoulder
+        kp[0, 7] = (300, 100 + height, 0.9)  # left elbow, straight below: a vertical limb
+        draw_poses(img, kp, None)
+        return int((img[100 + height // 2].max(axis=1) > 127).sum())
+
+    assert limb_width(40) < limb_width(100) < limb_width(300) == limb_width(800)
+
+
 def test_low_score_keypoints_are_not_drawn():
     img = np.zeros((272, 640, 3), np.uint8)
     kp = _pose(320, 40, 200, score=0.19)
