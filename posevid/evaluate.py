@@ -12,7 +12,7 @@ The metrics are pure functions on arrays (no I/O, no models), each tested on han
     track_acceleration_errors      ‖a_pred − a_gt‖ per 3 consecutive frames of one track
     jitter_score                   their mean over all tracks, px/frame²
     id_switches                    changes of the tracker's id along each ground-truth track
-    coco_keypoint_ap               COCO AP / AP50 / AP75 through pycocotools' COCOeval
+    coco_keypoint_ap               COCO AP / AP50 / AP75 / APM / APL through pycocotools' COCOeval
     people_found, people_summary   reported people against ground-truth boxes: found, false, missed,
                                    and people AP (average precision over all thresholds)
     center_regression_errors       offsets read at the true centers, error / person size
@@ -281,8 +281,15 @@ def coco_results(frames: list[FrameEval]) -> list[dict]:
     return out
 
 
+AP_KEYS = ("AP", "AP50", "AP75", "APM", "APL")
+
+
 def coco_keypoint_ap(gt: dict, results: list[dict], image_ids: list[int] | None = None) -> dict:
-    """COCO keypoint AP, AP50 and AP75 from pycocotools' COCOeval(iouType="keypoints").
+    """COCO keypoint AP, AP50, AP75, APM and APL from pycocotools' COCOeval(iouType="keypoints").
+
+    APM and APL count only people of medium (32²–96² px²) and large (over 96² px²) area. COCO labels no
+    keypoints on smaller people, so on COCO AP itself is in effect over those two; on data with keypoints
+    for everyone (the synthetic splits), AP also counts the small people and APM/APL compare with COCO.
 
     Args:
         gt: COCO ground-truth dict (images, annotations with iscrowd/area/bbox/num_keypoints/keypoints
@@ -291,8 +298,8 @@ def coco_keypoint_ap(gt: dict, results: list[dict], image_ids: list[int] | None 
         image_ids: the images evaluated (default: all of `gt`).
 
     Returns:
-        {"AP", "AP50", "AP75"}: floats in [0, 1]; 0.0 with no predictions; None when the evaluated
-        images hold no labelled person (COCOeval's −1).
+        {"AP", "AP50", "AP75", "APM", "APL"}: floats in [0, 1]; 0.0 with no predictions; None when the
+        evaluated images hold no labelled person (of that size) (COCOeval's −1).
     """
     from pycocotools.coco import COCO as PyCOCO
     from pycocotools.cocoeval import COCOeval
@@ -302,10 +309,10 @@ def coco_keypoint_ap(gt: dict, results: list[dict], image_ids: list[int] | None 
     labelled = any(a["image_id"] in wanted and not a.get("iscrowd", 0) and a.get("num_keypoints", 0) > 0
                    for a in gt["annotations"])
     if not labelled:
-        return {"AP": None, "AP50": None, "AP75": None}
+        return dict.fromkeys(AP_KEYS)
     results = [r for r in results if r["image_id"] in wanted]
     if not results:  # loadRes cannot take an empty list
-        return {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
+        return dict.fromkeys(AP_KEYS, 0.0)
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress and the summary
         coco_gt = PyCOCO()
         coco_gt.dataset = {**gt, "annotations": [dict(a) for a in gt["annotations"]]}  # COCOeval adds keys
@@ -316,8 +323,8 @@ def coco_keypoint_ap(gt: dict, results: list[dict], image_ids: list[int] | None 
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    stats = [float(s) for s in ev.stats[:3]]
-    return {k: (None if s < 0 else s) for k, s in zip(("AP", "AP50", "AP75"), stats)}
+    stats = [float(s) for s in ev.stats[:5]]  # COCOeval's keypoint summary starts AP, AP50, AP75, APM, APL
+    return {k: (None if s < 0 else s) for k, s in zip(AP_KEYS, stats)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,6 +486,8 @@ class ModelReport:
     AP: float | None
     AP50: float | None
     AP75: float | None
+    APM: float | None  # medium people only (32²–96² px²), as COCO reports
+    APL: float | None  # large people only (over 96² px²)
     jitter: float | None  # mean keypoint acceleration error, px/frame²
     jitter_count: int  # (track, frame) terms in that mean
     nms_per_frame: list[list[float]]  # per video, every frame in order (annotated or not)
@@ -498,7 +507,7 @@ class ModelReport:
 
     def to_dict(self) -> dict:
         return {**{k: getattr(self, k) for k in (
-            "name", "frames", "local_nms_score", "oks_score", "matched", "AP", "AP50", "AP75", "jitter",
+            "name", "frames", "local_nms_score", "oks_score", "matched", *AP_KEYS, "jitter",
             "jitter_count", "nms_per_frame", "people", "id_switches", "id_matched")},
             "people_precision": self.people_precision, "people_recall": self.people_recall}
 
@@ -518,13 +527,13 @@ class Report:
     def table(self) -> str:
         """The models side by side as a plain-text table."""
         at = self.models[0].people.get("threshold") if self.models else None
-        head = ["model", "local NMS score", "OKS score", "AP", "AP50", "AP75", "jitter px/frame²",
+        head = ["model", "local NMS score", "OKS score", *AP_KEYS, "jitter px/frame²",
                 f"people P/R @{at:g}" if at is not None else "people P/R", "people AP", "ID switches"]
 
         def num(x, digits=3):
             return "n/a" if x is None else f"{x:.{digits}f}"
 
-        rows = [[m.name, num(m.local_nms_score), num(m.oks_score), num(m.AP), num(m.AP50), num(m.AP75),
+        rows = [[m.name, num(m.local_nms_score), num(m.oks_score), *(num(getattr(m, k)) for k in AP_KEYS),
                  num(m.jitter, 2), f"{num(m.people_precision, 2)}/{num(m.people_recall, 2)}",
                  num(m.people.get("AP")), "n/a" if m.id_switches is None else str(m.id_switches)]
                 for m in self.models]
@@ -548,7 +557,7 @@ def model_report(name: str, frames: list[FrameEval], gt: GroundTruth, nms_per_fr
     switches, id_matched = id_switches(frames)
     ap = coco_keypoint_ap(gt.coco, coco_results(frames), [f.image_id for f in frames])
     return ModelReport(name, len(frames), float(np.mean(nms)) if nms else None, oks_mean, matched,
-                       ap["AP"], ap["AP50"], ap["AP75"], jit, jit_n, nms_per_frame, people, switches, id_matched)
+                       *(ap[k] for k in AP_KEYS), jit, jit_n, nms_per_frame, people, switches, id_matched)
 
 
 def evaluate(

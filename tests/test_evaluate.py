@@ -198,14 +198,15 @@ def test_coco_ap_is_one_for_perfect_predictions_and_zero_without_any():
     results = E.coco_results(frames)
     assert len(results) == 6 and len(results[0]["keypoints"]) == 51 and results[0]["category_id"] == 1
     ap = E.coco_keypoint_ap(gt, results)
-    assert ap["AP"] == pytest.approx(1.0) and ap["AP50"] == pytest.approx(1.0) and ap["AP75"] == pytest.approx(1.0)
+    assert ap == {"AP": pytest.approx(1.0), "AP50": pytest.approx(1.0), "AP75": pytest.approx(1.0),
+                  "APM": pytest.approx(1.0), "APL": None}  # every person is medium (area 3200)
     assert results[0].keys() == {"image_id", "category_id", "keypoints", "score"}  # input left as it was
-    assert E.coco_keypoint_ap(gt, []) == {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
+    assert E.coco_keypoint_ap(gt, []) == dict.fromkeys(E.AP_KEYS, 0.0)
     # far-off predictions: AP 0; no labelled ground truth in the evaluated images: undefined
     far = [frame([person(900, 900)], f.gt, image_id=f.image_id) for f in frames]
     assert E.coco_keypoint_ap(gt, E.coco_results(far))["AP"] == pytest.approx(0.0)
     empty_gt = {**gt, "annotations": []}
-    assert E.coco_keypoint_ap(empty_gt, results) == {"AP": None, "AP50": None, "AP75": None}
+    assert E.coco_keypoint_ap(empty_gt, results) == dict.fromkeys(E.AP_KEYS)
 
 
 def test_coco_ap_of_one_shifted_prediction_counts_the_thresholds_it_passes():
@@ -218,7 +219,17 @@ def test_coco_ap_of_one_shifted_prediction_counts_the_thresholds_it_passes():
     assert oks_value == pytest.approx(np.mean(np.exp(-32 / (2 * area * (2 * COCO.sigmas_array()) ** 2))))
     # one detection, one person: precision 1 at the OKS thresholds 0.50, 0.55, 0.60 it passes, else 0
     ap = E.coco_keypoint_ap(gt_dict([f]), E.coco_results([f]))
-    assert ap == {"AP": pytest.approx(0.3), "AP50": pytest.approx(1.0), "AP75": pytest.approx(0.0)}
+    assert ap == {"AP": pytest.approx(0.3), "AP50": pytest.approx(1.0), "AP75": pytest.approx(0.0),
+                  "APM": pytest.approx(0.3), "APL": None}
+
+
+def test_coco_apm_and_apl_count_only_their_sizes():
+    # a small person (area 600, no COCO size class of its own) missed, a large one found exactly
+    small, large = person(40, 60, 10.0), person(140, 100, 60.0)
+    f = frame([large], [small, large], [600.0, 12000.0])
+    ap = E.coco_keypoint_ap(gt_dict([f]), E.coco_results([f]))
+    assert ap["AP"] == pytest.approx(51 / 101)  # recall 0.5 at precision 1: 51 of COCO's 101 recall points
+    assert ap["APL"] == pytest.approx(1.0) and ap["APM"] is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,7 +346,7 @@ def test_ground_truth_fills_missing_fields_and_reorders_keypoints(tmp_path):
 
 def _report(curves_t, curves_p) -> E.Report:
     def m(name, curves, ap):
-        return E.ModelReport(name, 3, 0.4, 0.8, 5, ap, 0.9, None, 1.25, 2, curves,
+        return E.ModelReport(name, 3, 0.4, 0.8, 5, ap, 0.9, None, 0.7, None, 1.25, 2, curves,
                              {"threshold": 0.1, "found": 3, "false": 1, "missed": 0, "AP": 0.6} if ap else {},
                              4 if ap else None, 12 if ap else 0)
 
@@ -349,7 +360,8 @@ def test_report_table_dict_and_plot(tmp_path):
     assert d["models"]["temporal"]["nms_per_frame"][1] == [0.3, 0.55]
     table = report.table()
     lines = table.splitlines()
-    assert "local NMS score" in lines[0] and "jitter px/frame²" in lines[0]
+    assert "local NMS score" in lines[0] and "jitter px/frame²" in lines[0] and "APM  APL" in lines[0]
+    assert d["models"]["temporal"]["APM"] == 0.7 and "0.700" in lines[2]
     assert lines[2].startswith("temporal") and "0.500" in lines[2] and "1.25" in lines[2]
     assert lines[3].startswith("per-frame") and "n/a" in lines[3]
     assert "people P/R @0.1" in lines[0] and "people AP" in lines[0]
@@ -438,7 +450,7 @@ def test_evaluate_end_to_end(tmp_path, tiny_models):
     for m in d["models"].values():
         assert m["frames"] == 6  # 5 labelled video frames + the still
         assert [len(c) for c in m["nms_per_frame"]] == [6, 1]  # every frame runs, labelled or not
-        keys = {"local_nms_score", "oks_score", "matched", "AP", "AP50", "AP75", "jitter", "jitter_count"}
+        keys = {"local_nms_score", "oks_score", "matched", *E.AP_KEYS, "jitter", "jitter_count"}
         assert keys <= set(m)
         assert m["local_nms_score"] is not None and 0 <= m["AP"] <= 1
         assert m["jitter_count"] >= 0 and m["matched"] >= 0
