@@ -2,11 +2,12 @@
 
 Python API (the `posevid` command is a thin layer over it):
 
-    model = posevid.load_model("small", weights="weights/posevid_small.pt")   # or an official DEKR .pth
-    heatmaps, offsets, state = model(x, state)                               # x: (N, 3, H, W) normalised
-    predictor = posevid.Predictor(model)                                     # frames → poses, owns the state
-    r = predictor(frame_bgr)                                                 # one frame after another
-    ids = tracker.update(r.poses.keypoints, r.poses.scores, r.scene_cut)     # tracker = posevid.Tracker()
+    model = posevid.load_model("small")         # shipped weights; weights=PATH: a posevid or official DEKR
+                                                # file; pretrained=False: random init
+    heatmaps, offsets, state = model(x, state)  # x: (N, 3, H, W); state None at a video's start
+    predictor = posevid.Predictor(model)        # frames → poses, owns the state
+    r = predictor(frame_bgr)                    # one frame after another → posevid.FrameResult
+    ids = tracker.update(r.poses.keypoints, r.poses.scores, r.scene_cut)  # tracker = posevid.Tracker()
     result = posevid.infer_video("clip.mp4", predictor, posevid.InferOptions(out_dir=Path("out")))
 """
 
@@ -15,12 +16,16 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_model": "posevid.model",
     "save_checkpoint": "posevid.model",
+    "shipped_weights": "posevid.model",
     "DEKR": "posevid.model",
     "Predictor": "posevid.predict",
     "PredictConfig": "posevid.predict",
+    "FrameResult": "posevid.predict",
+    "Poses": "posevid.decode",
     "Tracker": "posevid.track",
     "infer_video": "posevid.infer",
     "InferOptions": "posevid.infer",
+    "InferResult": "posevid.infer",
     "PosevidError": "posevid.errors",
 }
 

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from posevid.cli import DEFAULT_MODEL, WEIGHTS_DIR
+from posevid.cli import DEFAULT_MODEL
 
 
 def make_clip(path: Path, width: int, height: int, frames: int, fps: int = 25) -> Path:
@@ -119,11 +119,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         m = DEFAULT_MODEL
-        weights = WEIGHTS_DIR / f"posevid_{m}.pt"
-        weights_note = "shipped weights" if weights.is_file() else "random weights (no shipped weights)"
-        if not weights.is_file():
-            weights = random_weights(m, tmp)
-        from posevid.model import read_weights
+        from posevid.model import SHIPPED_WEIGHTS, read_weights, shipped_weights
+
+        shipped = m in SHIPPED_WEIGHTS
+        weights = shipped_weights(m) if shipped else random_weights(m, tmp)
+        weights_note = "shipped weights" if shipped else "random weights (no shipped weights)"
 
         size = read_weights(weights)[1].input_size  # the network input the weights were made for
         short = make_clip(tmp / "short.mp4", 640, 272, n)

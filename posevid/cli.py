@@ -17,8 +17,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Human pose estimation in video: DEKR with a ConvGRU carrying context across frames.")
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mts"}
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_MODEL = "small"  # weights/posevid_small.pt
+DEFAULT_MODEL = "small"  # its weights ship in the package (posevid.model.checkpoint.SHIPPED_WEIGHTS)
 
 
 @app.callback()
@@ -66,16 +65,19 @@ def expand_inputs(items: list[str]) -> list[tuple[str, Path | None, str | None]]
 
 
 def resolve_weights(model: str, weights: Optional[Path]) -> Path:
+    """--weights, else $POSEVID_WEIGHTS, else the weights shipped for the model."""
     if weights is not None:
         return weights
     env = os.environ.get("POSEVID_WEIGHTS")
     if env:
         return Path(env)
-    default = WEIGHTS_DIR / f"posevid_{model}.pt"
-    if not default.is_file():
-        raise PosevidError(f"no default weights are installed for model {model!r} ({default} is missing); "
+    from posevid.config import MODELS
+    from posevid.model.checkpoint import SHIPPED_WEIGHTS, shipped_weights
+
+    if model in MODELS and model not in SHIPPED_WEIGHTS:
+        raise PosevidError(f"no weights are shipped for model {model!r} (only for {', '.join(SHIPPED_WEIGHTS)}); "
                            "pass --weights PATH (a posevid or official DEKR checkpoint)")
-    return default
+    return shipped_weights(model)  # refuses unknown names
 
 
 def check_input_size(size: int | None) -> None:
@@ -369,12 +371,9 @@ def pick_device(device: Device) -> str:
 
 
 def load_predictor(model: str | None, weights: Path, device: Device, temporal: bool, config):
-    from posevid.config import MODELS
     from posevid.model import load_model
     from posevid.predict import Predictor
 
-    if model is not None and model not in MODELS:
-        raise PosevidError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     return Predictor(load_model(model, weights, temporal=temporal), config, pick_device(device))
 
 

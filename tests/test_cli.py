@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from posevid.cli import app
 from posevid.config import model_config
 from posevid.infer import InferOptions, infer_video
-from posevid.model import DEKR, load_model, save_checkpoint
+from posevid.model import DEKR, SHIPPED_WEIGHTS, load_model, save_checkpoint
 from posevid.outputs import read_keypoints
 from posevid.predict import PredictConfig, Predictor
 from posevid.video import probe
@@ -133,10 +133,16 @@ def test_real_command_reports_errors_without_traceback(clip_factory, tmp_path):
 
 
 def test_missing_default_weights_is_explained(clip_factory, tmp_path, monkeypatch):
-    monkeypatch.setattr("posevid.cli.WEIGHTS_DIR", tmp_path / "empty")
     monkeypatch.delenv("POSEVID_WEIGHTS", raising=False)
-    code, _, stderr = infer(clip_factory(frames=2), "--out", tmp_path / "o")
-    assert code == 1 and "no default weights are installed" in stderr
+    clip = clip_factory(frames=2)
+    code, _, stderr = infer(clip, "--model", "hrnet_w32", "--out", tmp_path / "o")
+    assert code == 1 and "no weights are shipped for model 'hrnet_w32'" in stderr and "--weights" in stderr
+    code, _, stderr = infer(clip, "--model", "nonsense", "--out", tmp_path / "o")
+    assert code == 1 and "unknown model 'nonsense'; known models:" in stderr
+    monkeypatch.setitem(SHIPPED_WEIGHTS, "small", "no_such_file.pt")  # a broken installation
+    code, _, stderr = infer(clip, "--out", tmp_path / "o")
+    assert code == 1 and "missing from this installation" in stderr
+    assert not list((tmp_path / "o").iterdir())
 
 
 def test_weights_of_another_architecture(clip_factory, weights, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from posevid.config import model_config
-from posevid.model import DEKR, load_model
+from posevid.model import DEKR, load_model, shipped_weights
 from posevid.outputs import read_keypoints
 from posevid.train import train
 from test_train import coco_dir, config  # noqa: F401  (coco_dir is a fixture)
@@ -52,9 +52,7 @@ def test_training_steps_on_cuda(coco_dir, tmp_path):  # noqa: F811
 
 
 def test_infer_command_on_cuda_matches_cpu(tmp_path):
-    weights = ROOT / "weights" / "posevid_small.pt"
-    if not weights.is_file():
-        pytest.skip("no shipped weights")
+    weights = shipped_weights("small")
     poses = {}
     for device in ("cpu", "cuda"):
         out = tmp_path / device

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -12,6 +13,30 @@ from posevid.errors import PosevidError
 from posevid.model.dekr import DEKR
 
 FORMAT = "posevid.checkpoint/1"
+
+# Weights shipped inside the package (posevid/weights/, package data), by model name. Shipping a new
+# model's weights: put the file in posevid/weights/ and add its line here.
+SHIPPED_WEIGHTS = {
+    "small": "posevid_small.pt",
+}
+
+
+def shipped_weights(name: str) -> Path:
+    """Path of the weights shipped for model `name`, the same in editable and regular installs."""
+    if name not in MODELS:
+        raise PosevidError(unknown_model(name))
+    if name not in SHIPPED_WEIGHTS:
+        raise PosevidError(f"model {name!r} has no shipped weights (shipped: {', '.join(SHIPPED_WEIGHTS)}); "
+                           "pass weights=PATH (a posevid or official DEKR checkpoint) or pretrained=False for random init")
+    resource = resources.files("posevid") / "weights" / SHIPPED_WEIGHTS[name]
+    if not isinstance(resource, Path) or not resource.is_file():  # a broken install, or a zipped package
+        raise PosevidError(f"the shipped weights of model {name!r} are missing from this installation "
+                           f"({resource}); reinstall posevid or pass weights=PATH")
+    return resource
+
+
+def unknown_model(name: object) -> str:
+    return f"unknown model {name!r}; known models: {', '.join(MODELS)}"
 
 
 def save_checkpoint(path: str | Path, model: DEKR, **extra) -> None:
@@ -86,22 +111,35 @@ def load_state(model: DEKR, state: dict[str, torch.Tensor], source: str) -> None
     model.load_state_dict({**{k: v for k, v in state.items() if k in expected}, **keep}, strict=True)
 
 
-def load_model(name: str | None = None, weights: str | Path | None = None, temporal: bool = True) -> DEKR:
-    """Builds a network by name, optionally with weights; eval mode, on the CPU.
+def load_model(name: str | None = None, weights: str | Path | None = None, *, pretrained: bool = True,
+               temporal: bool = True) -> DEKR:
+    """Builds a network by name with its weights; eval mode, on the CPU.
 
-    With weights and no name, the architecture comes from the file (posevid checkpoints carry their
-    config; official DEKR W32/W48 files are recognised by their shapes).
+    - `load_model("small")`: the weights shipped with posevid (`SHIPPED_WEIGHTS`); a model without
+      shipped weights is refused: pass `weights=` or `pretrained=False`.
+    - `load_model("small", pretrained=False)`: random initialisation (the ConvGRU at its identity start).
+    - `load_model(weights=path)` or `load_model(name, weights=path)`: a posevid checkpoint (it carries its
+      config) or an official DEKR file (W32/W48 recognised by their shapes; name the model otherwise).
+      A file made for another model than `name` is refused.
+    `temporal=False` builds the per-frame network (no ConvGRU) from the same weights.
     """
-    state = cfg = None
-    if weights is not None:
-        state, cfg, _ = read_weights(weights)
-        if name is not None and cfg is not None and cfg.name != name and name in MODELS:
-            raise PosevidError(f"{weights}: weights are for model {cfg.name}, not {name}")
+    if name is not None and name not in MODELS:
+        raise PosevidError(unknown_model(name))
+    if weights is not None and not pretrained:
+        raise PosevidError("pass either weights= or pretrained=False, not both")
+    if weights is None:
+        if name is None:
+            raise PosevidError(f"load_model needs a model name ({', '.join(MODELS)}) or weights=PATH")
+        if not pretrained:
+            return DEKR(model_config(name), temporal=temporal).eval()
+        weights = shipped_weights(name)
+    state, cfg, _ = read_weights(weights)
+    if name is not None and cfg is not None and cfg.name != name:
+        raise PosevidError(f"{weights}: weights are for model {cfg.name}, not {name}")
     if cfg is None:
         if name is None:
             raise PosevidError(f"{weights}: cannot tell which model these weights belong to; pass --model")
         cfg = model_config(name)
     model = DEKR(cfg, temporal=temporal)
-    if state is not None:
-        load_state(model, state, str(weights))
+    load_state(model, state, str(weights))
     return model.eval()

@@ -10,7 +10,7 @@ class ConvGRU(nn.Module):
 
     W_out starts at zero, so a network loaded from a DEKR checkpoint without GRU weights computes exactly
     what DEKR computes until the GRU is trained. The caller owns the state: pass `None` at a video's start
-    or after a scene cut.
+    or after a scene cut; a state of another shape (other batch or frame size) is an error.
 
     `min_update` > 0 floors the update gate z, so the carried state h_{t-1} keeps at most a 1 - min_update
     share each frame and old frames fade whatever the gates learn: states from hundreds of frames at
@@ -33,9 +33,12 @@ class ConvGRU(nn.Module):
 
     def forward(self, x: torch.Tensor, h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (N, C, H, W) fused features; h: (N, hidden, H, W) or None → (features, new state)."""
-        u = self.project(x)
-        if h is None or h.shape != u.shape:
+        u = self.project(x)  # (N, hidden, H, W)
+        if h is None:  # a stream's start
             h = torch.zeros_like(u)
+        elif h.shape != u.shape:
+            raise ValueError(f"ConvGRU state has shape {tuple(h.shape)}, expected {tuple(u.shape)} for input "
+                             f"{tuple(x.shape)}; pass None to start a new stream")
         z, r = torch.sigmoid(self.gates(torch.cat([u, h], 1))).chunk(2, dim=1)
         z = self.min_update + (1 - self.min_update) * z
         q = torch.tanh(self.candidate(torch.cat([u, r * h], 1)))
