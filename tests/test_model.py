@@ -1,4 +1,5 @@
 """The network: official structure and names, adaptive convolution, grouped branches, ConvGRU, checkpoints."""
+import gzip
 import json
 from pathlib import Path
 
@@ -12,7 +13,13 @@ from posevid.model.checkpoint import infer_official_config
 from posevid.model.heads import AdaptBlock, deform_conv3x3, offsets_grouped
 from posevid.model.hrnet import HighResolutionModule
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+# The official DEKR state_dict manifests (name, shape, dtype, parameter or buffer of every entry), gzipped
+# copies of the developers' shared/reference files, so the tests need nothing outside the repository.
+REFERENCE = Path(__file__).resolve().parent / "data"
+
+
+def read_manifest(name: str) -> dict:
+    return json.loads(gzip.decompress((REFERENCE / f"{name}.gz").read_bytes()))
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -31,7 +38,7 @@ def test_every_named_model_runs(name):
 @pytest.mark.parametrize("name,manifest", [("hrnet_w32", "dekr_w32_coco_state_dict_manifest.json"),
                                            ("hrnet_w48", "dekr_w48_coco_state_dict_manifest.json")])
 def test_state_dict_matches_official_manifest(name, manifest):
-    ref = json.loads((REFERENCE / manifest).read_text())
+    ref = read_manifest(manifest)
     model = DEKR(model_config(name))
     sd = {k: v for k, v in model.state_dict().items() if not k.startswith("temporal.")}
     assert list(sd) == [e["name"] for e in ref["entries"]]  # same names, same order
@@ -189,7 +196,7 @@ def test_official_checkpoint_round_trip(tmp_path):
 
 
 def test_official_w32_recognised_from_shapes():
-    ref = json.loads((REFERENCE / "dekr_w32_coco_state_dict_manifest.json").read_text())
+    ref = read_manifest("dekr_w32_coco_state_dict_manifest.json")
     state = {e["name"]: torch.zeros(e["shape"]) for e in ref["entries"] if e["name"].startswith("transition_")}
     assert infer_official_config(state).name == "hrnet_w32"
 
