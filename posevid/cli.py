@@ -17,6 +17,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Human pose estimation in video: DEKR with a ConvGRU carrying context across frames.")
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mts"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}  # posevid.images.IMAGE_SUFFIXES
 DEFAULT_MODEL = "small"  # its weights ship in the package (posevid.model.checkpoint.SHIPPED_WEIGHTS)
 
 
@@ -42,15 +43,16 @@ def fail(message: str) -> typer.Exit:
 
 
 def expand_inputs(items: list[str]) -> list[tuple[str, Path | None, str | None]]:
-    """Each argument → (shown name, video path or None, error or None). Folders give their videos
-    (sorted); patterns are expanded here too, so quoted globs work the same as shell globs."""
+    """Each argument → (shown name, video or image path or None, error or None). Folders give their
+    videos and images (sorted); patterns are expanded here too, so quoted globs work as shell globs."""
     out: list[tuple[str, Path | None, str | None]] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            videos = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES)
+            media = VIDEO_SUFFIXES | IMAGE_SUFFIXES
+            videos = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in media)
             if not videos:
-                out.append((item, None, f"{item}: folder holds no video files"))
+                out.append((item, None, f"{item}: folder holds no video or image files"))
             out += [(str(v), v, None) for v in videos]
         elif p.exists():
             out.append((item, p, None))
@@ -87,13 +89,14 @@ def check_input_size(size: int | None) -> None:
 
 @app.command()
 def infer(
-    inputs: Annotated[list[str], typer.Argument(help="Video files, folders of videos, or glob patterns.")],
+    inputs: Annotated[list[str], typer.Argument(help="Videos or images, folders of them, or glob patterns.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("posevid-out"),
     model: Annotated[Optional[str], typer.Option(help="lite, small, hrnet_w32 or hrnet_w48 [default: small, or "
                                                       "what the weights file says]")] = None,
     weights: Annotated[Optional[Path], typer.Option(help="posevid checkpoint or official DEKR .pth.")] = None,
     device: Annotated[Device, typer.Option(help="Where the network runs.")] = Device.auto,
-    no_video: Annotated[bool, typer.Option("--no-video", help="Write keypoints only.")] = False,
+    no_video: Annotated[bool, typer.Option("--no-video", help="Write keypoints only (no annotated video or "
+                                                              "image).")] = False,
     no_temporal: Annotated[bool, typer.Option("--no-temporal", help="Per-frame DEKR: skip the ConvGRU.")] = False,
     threshold: Annotated[float, typer.Option(help="Minimum pose score reported.")] = 0.2,  # PredictConfig's
     flip: Annotated[bool, typer.Option("--flip", help="Flip test: average with the mirrored frame (2× slower).")] = False,
@@ -114,7 +117,8 @@ def infer(
     snap: Annotated[Optional[float], typer.Option(help="Move keypoints to heatmap peaks within SNAP × pose "
                                                        "size; 0: DEKR's decoding [default: the weights'].")] = None,
 ) -> None:
-    """Estimate poses in videos: writes OUT/<name>.pose.jsonl and an annotated OUT/<name>.pose.mp4."""
+    """Estimate poses in videos and images: writes OUT/<name>.pose.jsonl and an annotated OUT/<name>.pose.mp4
+    (for an image OUT/<name>.pose.jpg, .png, ...: the input's format)."""
     from rich.console import Console
 
     _interrupt_on_sigterm()
@@ -126,7 +130,8 @@ def infer(
             if path.stem in stems:  # two inputs would write the same outputs
                 targets[i] = (name, None, f"{name}: has the same name as {stems[path.stem]}; outputs would collide")
             stems.setdefault(path.stem, name)
-    from posevid.infer import InferOptions, infer_video
+    from posevid.images import is_image
+    from posevid.infer import InferOptions, infer_image, infer_video
     from posevid.outputs import check_writable_dir, sha256_file
     from posevid.predict import PredictConfig
 
@@ -151,7 +156,7 @@ def infer(
         if err is None:
             try:
                 with _progress(console, name) as on_frame:
-                    r = infer_video(path, predictor, opts, on_frame)
+                    r = (infer_image if is_image(path) else infer_video)(path, predictor, opts, on_frame)
             except PosevidError as e:
                 err = str(e)
             except KeyboardInterrupt:
@@ -163,7 +168,7 @@ def infer(
         elif r.skipped:
             typer.echo(f"skipped {name}: outputs exist")
         else:
-            outputs = ", ".join(str(p) for p in (r.keypoints, r.video, r.coco) if p is not None)
+            outputs = ", ".join(str(p) for p in (r.keypoints, r.video, r.image, r.coco) if p is not None)
             typer.echo(f"ok {name}: {r.frames} frames, {r.fps:.1f} frames/s, up to {r.max_people} people -> {outputs}")
     raise typer.Exit(1 if failures else 0)
 

@@ -1,4 +1,5 @@
-"""One video file in, keypoints (JSON Lines, optionally COCO results) and an annotated video out.
+"""One video file in, keypoints (JSON Lines, optionally COCO results) and an annotated video out; or
+one still image in, the same keypoints file (one frame) and an annotated image out.
 
 The data path, frame by frame: video.read_frames → Predictor (network + decode) → Tracker → outputs /
 draw → VideoWriter. Nothing accumulates per frame; every output is written under a `.partial` name and
@@ -18,6 +19,7 @@ from posevid import __version__
 from posevid.decode import Poses
 from posevid.draw import draw_poses
 from posevid.errors import PosevidError
+from posevid.images import annotated_path, read_image, write_image
 from posevid.outputs import (CocoResultsWriter, KeypointsWriter, check_writable_dir, frame_arrays,
                              read_keypoints, replay_coco, resume_keypoints)
 from posevid.predict import Predictor
@@ -58,6 +60,7 @@ class InferResult:
     keypoints: Path | None = None
     video: Path | None = None
     coco: Path | None = None
+    image: Path | None = None  # the annotated image, for a still-image input
     frames: int = 0
     seconds: float = 0.0
     max_people: int = 0
@@ -175,5 +178,51 @@ def infer_video(source: str | Path, predictor: Predictor, opts: InferOptions,
         if done != count:  # read_frames raises on short reads; this guards the contract itself
             raise PosevidError(f"{source}: decoded {done} of {count} frames")
     result.frames = count
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def infer_image(source: str | Path, predictor: Predictor, opts: InferOptions,
+                on_frame: Callable[[int, int], None] | None = None) -> InferResult:
+    """One still image: OUT/<name>.pose.jsonl (the video schema, one frame), OUT/<name>.pose.<ext> (annotated,
+    same format as the input) and with `opts.coco` OUT/<name>.coco.json. Raises PosevidError for bad input."""
+    source = Path(source)
+    if opts.start_frame > 0:
+        raise PosevidError(f"{source}: --start-frame {opts.start_frame} is past the last frame (a still image)")
+    out_dir = check_writable_dir(opts.out_dir)
+    kp_path, _, coco_path = output_paths(source, out_dir)
+    result = InferResult(source, kp_path, None, coco_path if opts.coco else None,
+                         annotated_path(source, out_dir) if opts.write_video else None)
+    wanted = [p for p in (result.keypoints, result.image, result.coco) if p is not None]
+    if opts.skip_existing and all(p.exists() for p in wanted):
+        result.skipped = True
+        return result
+
+    image, rotation = read_image(source)
+    header = {"source": str(source.resolve()), "fps": None, "frame_count": 1, "start_frame": 0,
+              "source_frame_count": 1, "width": image.shape[1], "height": image.shape[0], "rotation": rotation,
+              "variable_frame_rate": False, "stride": 1, **opts.header, "posevid_version": __version__,
+              "keypoint_names": list(COCO.names), "skeleton": [list(e) for e in COCO.edges]}
+    t0 = time.perf_counter()
+    predictor.reset()
+    out = predictor(image)
+    ids = Tracker().update(out.poses.keypoints, out.poses.scores, False)
+    done: list[Path] = []  # outputs of this run already in place, removed if a later one fails
+    try:
+        with KeypointsWriter(kp_path, header) as keypoints:  # renamed last: it marks a finished run
+            keypoints.write_frame(0, 0.0, out.poses.keypoints, out.poses.scores, ids, out.nms_score)
+            if opts.coco:
+                with CocoResultsWriter(coco_path) as coco:
+                    coco.write_frame(0, out.poses.keypoints, out.poses.scores)
+                done.append(coco_path)
+            if result.image is not None:
+                done.append(write_image(result.image, draw_poses(image, out.poses.keypoints, ids)))
+    except BaseException:
+        for path in done:
+            path.unlink(missing_ok=True)
+        raise
+    if on_frame is not None:
+        on_frame(1, 1)
+    result.frames, result.max_people = 1, len(out.poses)
     result.seconds = time.perf_counter() - t0
     return result
