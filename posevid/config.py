@@ -95,7 +95,7 @@ MODELS: dict[str, ModelConfig] = {
         infer_batch=2,
     ),
     # lite's layout twice as wide, two blocks per branch: enough capacity to learn articulation on CPU
-    # budgets, where lite only learnt where people are (weights/training/lite-v4).
+    # budgets, where lite only learnt where people are (lite-v4 in docs/training-history.md).
     "small": ModelConfig(
         "small",
         (
@@ -110,7 +110,7 @@ MODELS: dict[str, ModelConfig] = {
         offset_channels=16,
         offset_blocks=1,
         temporal_channels=32,
-        # a plain GRU's state drifted over long real videos (weights/training/small-v13, small-v14)
+        # a plain GRU's state drifted over long real videos (small-v13, small-v14 in docs/training-history.md)
         temporal_min_update=0.5,
         input_size=256,
         infer_batch=2,

@@ -16,7 +16,7 @@ from posevid.skeleton import COCO, Skeleton
 @dataclass
 class PredictConfig:
     # Minimum pose score reported. 0.2 has the best precision/recall balance (F1) of 0.1/0.2/0.3 on real
-    # and synthetic labelled people with the shipped weights (weights/training/small-v6/README.md).
+    # and synthetic labelled people with the then shipped weights (small-v6 in docs/training-history.md).
     threshold: float = 0.2
     center_threshold: float = 0.01  # minimum center-heatmap peak considered a person candidate
     max_people: int = 30
