@@ -82,11 +82,11 @@ def random_weights(name: str, folder: Path) -> Path:
     import torch
 
     from posevid.config import model_config
-    from posevid.model import DEKR, save_checkpoint
+    from posevid.model import build_model, save_checkpoint
 
     torch.manual_seed(0)
     path = folder / f"random_{name}.pt"
-    save_checkpoint(path, DEKR(model_config(name)))
+    save_checkpoint(path, build_model(model_config(name)))
     return path
 
 
@@ -96,11 +96,11 @@ def steady_state(name: str, size: int, flip: bool, frames: int = 3) -> float:
     import torch
 
     from posevid.config import model_config
-    from posevid.model import DEKR
+    from posevid.model import build_model
     from posevid.predict import PredictConfig, Predictor
 
     torch.manual_seed(0)
-    predictor = Predictor(DEKR(model_config(name)), PredictConfig(flip=flip, input_size=size))
+    predictor = Predictor(build_model(model_config(name)), PredictConfig(flip=flip, input_size=size))
     image = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)
     predictor(image)
     t = time.perf_counter()

@@ -16,7 +16,9 @@ class StageConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
-    stages: tuple[StageConfig, ...]  # HRNet stages 2..4 (stage 1 is `layer1`)
+    stages: tuple[StageConfig, ...]  # HRNet stages 2..4 (stage 1 is `layer1`); efficientnet: the exchange modules
+    encoder: str = "hrnet"  # "hrnet" (DEKR's own backbone) or "efficientnet" (ImageNet-pretrained Lite0 + fusion)
+    fused_width: int = 0  # efficientnet: width of the fused stride-4 map the heads read (hrnet: all branches)
     stem_channels: int = 64  # width of the two stride-2 stem convolutions
     layer1_blocks: int = 4  # bottleneck blocks at stride 4
     layer1_planes: int = 64  # bottleneck width; layer1 outputs 4 × this
@@ -41,13 +43,17 @@ class ModelConfig:
             if i and stage.channels[: len(self.stages[i - 1].channels)] != self.stages[i - 1].channels:
                 raise ValueError(f"{self.name}: stage {i + 2} must keep the widths of the branches "
                                  "it inherits")
+        if self.encoder not in ("hrnet", "efficientnet"):
+            raise ValueError(f"{self.name}: unknown encoder {self.encoder!r} (hrnet or efficientnet)")
+        if self.encoder == "efficientnet" and (len(self.stages[0].channels) != 4 or self.fused_width < 1):
+            raise ValueError(f"{self.name}: the efficientnet encoder fuses 4 branches into fused_width channels")
         if self.input_size % 32:
             raise ValueError(f"{self.name}: input_size must be a multiple of 32, got {self.input_size}")
 
     @property
     def fused_channels(self) -> int:
-        """Channels of the concatenated multi-resolution features the heads read."""
-        return sum(self.stages[-1].channels)
+        """Channels of the multi-resolution features the heads read (HRNet: all branches concatenated)."""
+        return self.fused_width if self.encoder == "efficientnet" else sum(self.stages[-1].channels)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,6 +117,22 @@ MODELS: dict[str, ModelConfig] = {
         offset_blocks=1,
         temporal_channels=32,
         # a plain GRU's state drifted over long real videos (small-v13, small-v14 in docs/training-history.md)
+        temporal_min_update=0.5,
+        input_size=256,
+        infer_batch=2,
+    ),
+    # ImageNet-pretrained EfficientNet-Lite0 (stride 4/8/16/32 taps) → one HRNet exchange module over four
+    # branches → summed to one stride-4 map → ConvGRU → DEKR heads. Real-image features from the start.
+    "effnet": ModelConfig(
+        "effnet",
+        (StageConfig(1, (1, 1, 1, 1), (32, 64, 96, 128)),),
+        encoder="efficientnet",
+        fused_width=64,
+        heatmap_channels=32,
+        heatmap_blocks=1,
+        offset_channels=16,
+        offset_blocks=1,  # one adaptive block: at inference the regression runs at the kept centres only
+        temporal_channels=32,
         temporal_min_update=0.5,
         input_size=256,
         infer_batch=2,

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import torch
 
-# ImageNet statistics in RGB order, as the official DEKR networks were trained with.
-MEAN_RGB = (0.485, 0.456, 0.406)
-STD_RGB = (0.229, 0.224, 0.225)
+# Padding colour: ImageNet's mean RGB, which the HRNet networks' normalisation maps to exactly 0 (as the
+# official pipeline pads) and EfficientNet's to about -0.03.
+PAD_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 STRIDE = 4  # output maps are 1/4 of the input; map pixel (i, j) sits at input pixel (4j, 4i)
 
 
@@ -50,7 +50,8 @@ def _rescale(xy: np.ndarray, sx: float, sy: float) -> np.ndarray:
 
 
 def to_tensor(image_bgr: np.ndarray, plan: Resize, flip: bool = False) -> torch.Tensor:
-    """(H, W, 3) uint8 BGR → (1, 3, in_h, in_w) float32, ImageNet-normalised RGB, zero-padded.
+    """(H, W, 3) uint8 BGR → (1, 3, in_h, in_w) float32 RGB in 0-255 (the network normalises), padded
+    right/bottom with PAD_RGB.
 
     With `flip` the scaled content is mirrored before padding, so padding stays right/bottom and a
     mirrored input x maps back as out_w − 1 − x.
@@ -60,9 +61,6 @@ def to_tensor(image_bgr: np.ndarray, plan: Resize, flip: bool = False) -> torch.
     img = cv2.resize(image_bgr, (plan.out_w, plan.out_h), interpolation=cv2.INTER_LINEAR)
     if flip:
         img = img[:, ::-1]
-    x = torch.zeros(1, 3, plan.in_h, plan.in_w)
-    content = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1])).permute(2, 0, 1).float()  # RGB (3, h, w)
-    mean = torch.tensor(MEAN_RGB).view(3, 1, 1) * 255.0
-    std = torch.tensor(STD_RGB).view(3, 1, 1) * 255.0
-    x[0, :, : plan.out_h, : plan.out_w] = (content - mean) / std
+    x = torch.tensor(PAD_RGB).view(1, 3, 1, 1).repeat(1, 1, plan.in_h, plan.in_w)
+    x[0, :, : plan.out_h, : plan.out_w] = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1])).permute(2, 0, 1)
     return x

@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import torch
 
-from posevid.decode import Poses, decode, merge_flipped, pose_map
+from posevid.decode import Poses, center_peaks, decode, merge_flipped, pose_map
 from posevid.frames import STRIDE, Resize, to_tensor
-from posevid.model.dekr import DEKR
+from posevid.model.dekr import PoseHeads
 from posevid.skeleton import COCO, Skeleton
 
 
@@ -36,7 +36,7 @@ class FrameResult:
 class Predictor:
     """Stateful per-video predictor: call it on consecutive frames; `reset()` between videos."""
 
-    def __init__(self, model: DEKR, config: PredictConfig | None = None, device: str | torch.device = "cpu",
+    def __init__(self, model: PoseHeads, config: PredictConfig | None = None, device: str | torch.device = "cpu",
                  skeleton: Skeleton = COCO):
         self.model = model.eval().to(device)
         self.config = config or PredictConfig()
@@ -95,15 +95,22 @@ class Predictor:
         # The mirrored frames (flip test) are a second stream of the same batch, with their own GRU state.
         streams = [torch.stack([to_tensor(im, plan, flip=flip)[0] for im in images])
                    for flip in ((False, True) if self.config.flip else (False,))]
-        out = self.model.forward_clip(torch.stack(streams).to(self.device), self._state)  # (S, T, 3, H, W)
+        x = torch.stack(streams).to(self.device)  # (S, T, 3, H, W)
+        if self.config.flip:  # merging the mirrored pass needs the dense maps
+            out = self.model.forward_clip(x, self._state)
+            heatmaps, offsets = out.heatmaps.float().cpu(), out.offsets.float().cpu()  # (S, T, C, h, w)
+        else:  # the regression is read at local-NMS centres only: compute it there (offsets_at)
+            out = self.model.run_clip(x, self._state)
+            heatmaps = out.heatmaps.float().cpu()
         self._state = out.state
-        heatmaps, offsets = out.heatmaps.float().cpu(), out.offsets.float().cpu()  # (S, T, C, h, w)
         results = []
         for t in range(len(images)):
-            heat, poses = heatmaps[0, t], pose_map(offsets[0, t])
             if self.config.flip:
-                heat, poses = merge_flipped(heat, poses, heatmaps[1, t], pose_map(offsets[1, t]),
-                                            self.skeleton.flip_index, plan.out_w)
+                heat, poses = merge_flipped(heatmaps[0, t], pose_map(offsets[0, t]), heatmaps[1, t],
+                                            pose_map(offsets[1, t]), self.skeleton.flip_index, plan.out_w)
+            else:
+                heat = heatmaps[0, t]
+                poses = pose_map(self._sparse_offsets(heat[-1], out.offset_features[0, t]))
             found = decode(heat, poses, self.config.max_people, self.config.center_threshold,
                            snap_radius=self.snap_radius)
             found = found.select(found.scores >= self.config.threshold)
@@ -111,3 +118,13 @@ class Predictor:
             nms_score = float(found.center_scores.mean()) if len(found) else 0.0
             results.append(FrameResult(found, nms_score, cut and t == 0))
         return results
+
+    def _sparse_offsets(self, center: torch.Tensor, offset_features: torch.Tensor) -> torch.Tensor:
+        """(2K, h, w) offsets, computed only at the centres `decode` will keep (`center_peaks` with its
+        settings) and zero elsewhere: what decode reads of them equals the dense maps."""
+        idx, _ = center_peaks(center, self.config.max_people, self.config.center_threshold)
+        k2 = 2 * self.model.cfg.num_keypoints
+        offsets = torch.zeros(k2, center.numel())
+        if len(idx):
+            offsets[:, idx] = self.model.offsets_at(offset_features, idx.to(offset_features.device)).float().cpu().T
+        return offsets.view(k2, *center.shape)

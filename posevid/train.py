@@ -22,9 +22,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from posevid.config import ModelConfig, model_config
 from posevid.errors import PosevidError
-from posevid.frames import MEAN_RGB, STD_RGB, STRIDE
+from posevid.frames import STRIDE
 from posevid.model.checkpoint import load_state, read_weights, save_checkpoint
-from posevid.model.dekr import DEKR
+from posevid.model.dekr import PoseHeads, build_model
 
 
 @dataclass
@@ -122,11 +122,9 @@ class ClipStream(Dataset):
         out_size = (h // STRIDE, w // STRIDE)
         targets = [encode_dekr(kp, out_size, stride=STRIDE, ignore=downsample_mask(ign, STRIDE, out_size))
                    for kp, ign in zip(clip.keypoints, clip.ignore)]
-        rgb = torch.from_numpy(np.ascontiguousarray(clip.frames[..., ::-1])).permute(0, 3, 1, 2).float()
-        mean = torch.tensor(MEAN_RGB).view(1, 3, 1, 1) * 255
-        std = torch.tensor(STD_RGB).view(1, 3, 1, 1) * 255
+        rgb = torch.from_numpy(np.ascontiguousarray(clip.frames[..., ::-1])).permute(0, 3, 1, 2).float()  # 0-255
         stack = lambda name: torch.from_numpy(np.stack([getattr(x, name) for x in targets]))  # noqa: E731
-        return {"images": (rgb - mean) / std, "heatmaps": stack("heatmaps"), "heatmap_weight": stack("heatmap_weight"),
+        return {"images": rgb, "heatmaps": stack("heatmaps"), "heatmap_weight": stack("heatmap_weight"),
                 "offsets": stack("offsets"), "offset_weight": stack("offset_weight")}
 
 
@@ -210,7 +208,7 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, dict],
     init = _init_weights(cfg.init, cfg.model) if cfg.init and not saved else None
     # A resumed run, or one that starts from a trained GRU, keeps the architecture it was saved with (e.g. the
     # GRU's floor), whatever MODELS says now.
-    model = DEKR(saved[1] if saved else init[1] if init else model_config(cfg.model), temporal=cfg.temporal)
+    model = build_model(saved[1] if saved else init[1] if init else model_config(cfg.model), temporal=cfg.temporal)
     if cfg.freeze_frame_net:
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith("temporal."))
@@ -344,6 +342,6 @@ def _check_same_recipe(saved: dict, cfg: TrainConfig, where: Path) -> None:
                                f"not {getattr(cfg, name)!r}; pass the same settings to continue it")
 
 
-def _save(path: Path, model: DEKR, optimizer, scheduler, step: int, cfg: TrainConfig) -> None:
+def _save(path: Path, model: PoseHeads, optimizer, scheduler, step: int, cfg: TrainConfig) -> None:
     save_checkpoint(path, model, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), step=step,
                     torch_rng=torch.get_rng_state(), train_config=json.loads(json.dumps(asdict(cfg), default=str)))

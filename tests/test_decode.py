@@ -5,7 +5,7 @@ import torch
 
 from posevid.decode import (center_peaks, decode, keypoint_peaks, merge_flipped, pose_map, pose_nms, sample_bilinear,
                             snap_to_peaks)
-from posevid.frames import Resize, to_tensor
+from posevid.frames import PAD_RGB, Resize, to_tensor
 from posevid.skeleton import COCO
 
 K = 17
@@ -152,14 +152,14 @@ def test_resize_plan_and_inverse(w, h, size):
     assert np.allclose(plan.to_source(np.array([[plan.out_w - 0.5, plan.out_h - 0.5]])), [[w - 0.5, h - 0.5]])
 
 
-def test_to_tensor_normalises_pads_and_flips():
+def test_to_tensor_gives_rgb_pads_with_the_mean_and_flips():
     img = np.zeros((40, 60, 3), np.uint8)
     img[:, :30] = (255, 0, 0)  # left half blue in BGR
     plan = Resize.plan(60, 40, 32)
     x = to_tensor(img, plan)
     assert x.shape == (1, 3, plan.in_h, plan.in_w)
-    blue = (1.0 - 0.406) / 0.225
-    assert x[0, 2, 5, 2].item() == pytest.approx(blue, abs=1e-4)  # RGB order: blue is channel 2
-    assert x[0, :, :, plan.out_w:].abs().max() == 0  # padding
+    assert x[0, :, 5, 2].tolist() == [0.0, 0.0, 255.0]  # RGB order: blue is channel 2; 0-255, not normalised
+    pad = x[0, :, :, plan.out_w:]
+    assert torch.allclose(pad, torch.tensor(PAD_RGB).view(3, 1, 1).expand_as(pad))
     xf = to_tensor(img, plan, flip=True)
-    assert xf[0, 2, 5, plan.out_w - 3].item() == pytest.approx(blue, abs=1e-4)
+    assert xf[0, :, 5, plan.out_w - 3].tolist() == [0.0, 0.0, 255.0]

@@ -8,7 +8,7 @@ import torch
 
 from posevid.config import MODELS, model_config
 from posevid.errors import PosevidError
-from posevid.model import DEKR, load_model, save_checkpoint
+from posevid.model import DEKR, build_model, load_model, save_checkpoint
 from posevid.model.checkpoint import infer_official_config
 from posevid.model.heads import AdaptBlock, deform_conv3x3, offsets_grouped
 from posevid.model.hrnet import HighResolutionModule
@@ -25,9 +25,9 @@ def read_manifest(name: str) -> dict:
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_named_model_runs(name):
     torch.manual_seed(0)
-    model = DEKR(model_config(name)).eval()
+    model = build_model(model_config(name)).eval()
     with torch.no_grad():
-        out = model(torch.randn(1, 3, 64, 96))
+        out = model(torch.rand(1, 3, 64, 96) * 255)
     k = model.cfg.num_keypoints
     assert out.heatmaps.shape == (1, k + 1, 16, 24)
     assert out.offsets.shape == (1, 2 * k, 16, 24)
@@ -244,3 +244,36 @@ def test_clip_forward_equals_frame_by_frame():
             assert torch.allclose(out.heatmaps[:, t], step.heatmaps, atol=1e-5)
             assert torch.allclose(out.offsets[:, t], step.offsets, atol=1e-4)
         assert torch.allclose(out.state, state, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,blocks", [("lite", 1), ("lite", 2), ("effnet", 1)])
+def test_regression_at_chosen_pixels_equals_the_dense_maps(name, blocks):
+    """offsets_at (inference: only where local NMS kept a centre) gives the dense head's values there,
+    also for far-reaching learnt sampling grids and at the map's borders."""
+    from dataclasses import replace
+
+    torch.manual_seed(1)
+    model = build_model(replace(model_config(name), offset_blocks=blocks)).eval()
+    for branch in model.offset_feature_layers:
+        for block in branch:
+            block.transform_matrix_conv.weight.data.normal_(0, 0.5)  # grids scaled, turned and sheared
+            block.translation_conv.weight.data.normal_(0, 2.0)  # and moved several pixels
+            block.bn.running_mean.uniform_(-0.5, 0.5)
+            block.bn.running_var.uniform_(0.5, 2.0)
+    for final in model.offset_final_layer:
+        final.weight.data.mul_(20)  # offsets of several pixels, as trained ones are
+    k = model.cfg.num_keypoints
+    features = torch.randn(k * model.cfg.offset_channels, 16, 24)  # what transition_offset gives
+    with torch.no_grad():
+        dense = offsets_grouped(features[None], model.offset_feature_layers, model.offset_final_layer)[0].flatten(1)
+        index = torch.tensor([0, 23, 24, 200, 383, 370, 17])  # corners, edges, inside of the 16×24 map
+        sparse = model.offsets_at(features, index)
+    assert dense.std(1).mean() > 0.5  # offsets vary from pixel to pixel: the comparison is not trivial
+    assert torch.allclose(sparse, dense[:, index].T, atol=1e-4)
+
+
+def test_networks_take_0_255_rgb_and_normalise_inside():
+    hr, eff = build_model(model_config("lite")), build_model(model_config("effnet"))
+    assert hr.input_mean.flatten().tolist() == pytest.approx([123.675, 116.28, 103.53])
+    assert eff.input_mean.flatten().tolist() == [127.0] * 3 and eff.input_std.flatten().tolist() == [128.0] * 3
+    assert not any(k.startswith("input_") for k in hr.state_dict())  # official state dicts stay loadable

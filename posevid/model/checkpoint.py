@@ -10,7 +10,7 @@ import torch
 from posevid import __version__
 from posevid.config import MODELS, ModelConfig, model_config
 from posevid.errors import PosevidError
-from posevid.model.dekr import DEKR
+from posevid.model.dekr import PoseHeads, build_model
 
 FORMAT = "posevid.checkpoint/1"
 
@@ -39,7 +39,7 @@ def unknown_model(name: object) -> str:
     return f"unknown model {name!r}; known models: {', '.join(MODELS)}"
 
 
-def save_checkpoint(path: str | Path, model: DEKR, **extra) -> None:
+def save_checkpoint(path: str | Path, model: PoseHeads, **extra) -> None:
     """Writes {format, version, config, model state, **extra} atomically (temp file, then rename)."""
     path = Path(path)
     model = getattr(model, "module", model)  # unwrap DistributedDataParallel
@@ -89,7 +89,7 @@ def infer_official_config(state: dict[str, torch.Tensor]) -> ModelConfig | None:
     return None
 
 
-def load_state(model: DEKR, state: dict[str, torch.Tensor], source: str) -> None:
+def load_state(model: PoseHeads, state: dict[str, torch.Tensor], source: str) -> None:
     """Loads strictly, except that a missing ConvGRU keeps its identity start (official DEKR weights)."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state and not k.startswith("temporal.")]
@@ -112,7 +112,7 @@ def load_state(model: DEKR, state: dict[str, torch.Tensor], source: str) -> None
 
 
 def load_model(name: str | None = None, weights: str | Path | None = None, *, pretrained: bool = True,
-               temporal: bool = True) -> DEKR:
+               temporal: bool = True) -> PoseHeads:
     """Builds a network by name with its weights; eval mode, on the CPU.
 
     - `load_model("small")`: the weights shipped with posevid (`SHIPPED_WEIGHTS`); a model without
@@ -131,7 +131,7 @@ def load_model(name: str | None = None, weights: str | Path | None = None, *, pr
         if name is None:
             raise PosevidError(f"load_model needs a model name ({', '.join(MODELS)}) or weights=PATH")
         if not pretrained:
-            return DEKR(model_config(name), temporal=temporal).eval()
+            return build_model(model_config(name), temporal=temporal).eval()
         weights = shipped_weights(name)
     state, cfg, _ = read_weights(weights)
     if name is not None and cfg is not None and cfg.name != name:
@@ -140,6 +140,6 @@ def load_model(name: str | None = None, weights: str | Path | None = None, *, pr
         if name is None:
             raise PosevidError(f"{weights}: cannot tell which model these weights belong to; pass --model")
         cfg = model_config(name)
-    model = DEKR(cfg, temporal=temporal)
+    model = build_model(cfg, temporal=temporal)
     load_state(model, state, str(weights))
     return model.eval()

@@ -109,31 +109,81 @@ def offsets_grouped(x: torch.Tensor, features: nn.ModuleList, finals: nn.ModuleL
     The K branches have identical shapes, so their weights are concatenated into grouped convolutions and
     one batched sampling/matmul; this is several times faster on CPU than K separate small branches.
     """
-    k = len(features)
-    n, kc, h, w = x.shape
-    c = kc // k
     for depth in range(len(features[0])):
-        blocks: list[AdaptBlock] = [f[depth] for f in features]
-        # transform (4) and translation (2) convs of every branch as one grouped conv: (N, K·6, H, W)
-        weight = torch.cat([t for b in blocks for t in (b.transform_matrix_conv.weight, b.translation_conv.weight)])
-        bias = torch.cat([t for b in blocks for t in (b.transform_matrix_conv.bias, b.translation_conv.bias)])
-        params = F.conv2d(x, weight, bias, padding=1, groups=k).view(n, k, 6, h, w)
-        a = params[:, :, :4].permute(0, 1, 3, 4, 2).reshape(n, k, h, w, 2, 2)  # A_q per branch, row-major
-        t = params[:, :, 4:]  # (N, K, 2, H, W) as (ty, tx)
-        grid = blocks[0].regular_matrix  # (2, 9)
-        moved = torch.einsum("nkhwij,jp->nkiphw", a, grid)  # A_q g for every kernel point: (N, K, 2, 9, H, W)
-        ys = torch.arange(h, dtype=x.dtype, device=x.device).view(h, 1)
-        xs = torch.arange(w, dtype=x.dtype, device=x.device).view(1, w)
-        py = (moved[:, :, 0] + t[:, :, 0:1] + ys).reshape(n * k, 9, h, w)
-        px = (moved[:, :, 1] + t[:, :, 1:2] + xs).reshape(n * k, 9, h, w)
-        cols = sample_points(x.reshape(n * k, c, h, w), py, px).view(n, k, c * 9, h * w)
-        wd = torch.stack([b.adapt_conv.weight.reshape(c, c * 9) for b in blocks])  # (K, C, C·9)
-        out = (wd @ cols).view(n, kc, h, w)
-        out = _grouped_batch_norm(out, [b.bn for b in blocks])
-        x = F.relu(out + x)
+        x = _adaptive_step(x, [f[depth] for f in features])
+    k = len(features)
     weight = torch.cat([f.weight for f in finals])
     bias = torch.cat([f.bias for f in finals])
     return F.conv2d(x, weight, bias, groups=k)
+
+
+def _adaptive_step(x: torch.Tensor, blocks: list[AdaptBlock]) -> torch.Tensor:
+    """One AdaptBlock per branch, all branches at once: (N, K·C, H, W) → (N, K·C, H, W)."""
+    k = len(blocks)
+    n, kc, h, w = x.shape
+    c = kc // k
+    # transform (4) and translation (2) convs of every branch as one grouped conv: (N, K·6, H, W)
+    weight = torch.cat([t for b in blocks for t in (b.transform_matrix_conv.weight, b.translation_conv.weight)])
+    bias = torch.cat([t for b in blocks for t in (b.transform_matrix_conv.bias, b.translation_conv.bias)])
+    params = F.conv2d(x, weight, bias, padding=1, groups=k).view(n, k, 6, h, w)
+    a = params[:, :, :4].permute(0, 1, 3, 4, 2).reshape(n, k, h, w, 2, 2)  # A_q per branch, row-major
+    t = params[:, :, 4:]  # (N, K, 2, H, W) as (ty, tx)
+    grid = blocks[0].regular_matrix  # (2, 9)
+    moved = torch.einsum("nkhwij,jp->nkiphw", a, grid)  # A_q g for every kernel point: (N, K, 2, 9, H, W)
+    ys = torch.arange(h, dtype=x.dtype, device=x.device).view(h, 1)
+    xs = torch.arange(w, dtype=x.dtype, device=x.device).view(1, w)
+    py = (moved[:, :, 0] + t[:, :, 0:1] + ys).reshape(n * k, 9, h, w)
+    px = (moved[:, :, 1] + t[:, :, 1:2] + xs).reshape(n * k, 9, h, w)
+    cols = sample_points(x.reshape(n * k, c, h, w), py, px).view(n, k, c * 9, h * w)
+    wd = torch.stack([b.adapt_conv.weight.reshape(c, c * 9) for b in blocks])  # (K, C, C·9)
+    out = (wd @ cols).view(n, kc, h, w)
+    out = _grouped_batch_norm(out, [b.bn for b in blocks])
+    return F.relu(out + x)
+
+
+def offsets_at(x: torch.Tensor, index: torch.Tensor, features: nn.ModuleList, finals: nn.ModuleList) -> torch.Tensor:
+    """The branches' output at chosen pixels only (inference): x (K·C, H, W) of one frame, index (P,) flat
+    pixel indices → (P, 2K), equal to `offsets_grouped` read at those pixels.
+
+    Every block but the last runs densely (the next block samples its output anywhere); the last one
+    and the final 1×1 convs are computed at the P pixels, which is most of the head's cost saved.
+    """
+    if features[0][0].bn.training:
+        raise RuntimeError("offsets_at uses BatchNorm's running statistics: call model.eval() first")
+    depth = len(features[0])
+    for d in range(depth - 1):
+        x = _adaptive_step(x[None], [f[d] for f in features])[0]
+    blocks = [f[depth - 1] for f in features]
+    k = len(blocks)
+    kc, h, w = x.shape
+    c, p = kc // k, index.numel()
+    xk = x.view(k, c, h, w)
+    qy, qx = index // w, index % w
+    grid = blocks[0].regular_matrix  # (2, 9): row 0 dy, row 1 dx, kernel points row-major
+    gy, gx = grid.long()
+    # 3×3 neighbourhoods of the P pixels (zero outside, as the dense conv's padding): (K, P, C·9)
+    padded = F.pad(xk, (1, 1, 1, 1))
+    patch = padded[:, :, qy[:, None] + 1 + gy, qx[:, None] + 1 + gx].permute(0, 2, 1, 3).reshape(k, p, c * 9)
+    weight = torch.stack([torch.cat((b.transform_matrix_conv.weight, b.translation_conv.weight)).reshape(6, c * 9)
+                          for b in blocks])  # (K, 6, C·9)
+    bias = torch.stack([torch.cat((b.transform_matrix_conv.bias, b.translation_conv.bias)) for b in blocks])
+    params = torch.einsum("kpj,koj->kpo", patch, weight) + bias[:, None]  # (K, P, 6)
+    moved = params[..., :4].reshape(k, p, 2, 2) @ grid  # (K, P, 2, 9): A_q g
+    py = qy[:, None].to(x.dtype) + moved[:, :, 0] + params[..., 4:5]
+    px = qx[:, None].to(x.dtype) + moved[:, :, 1] + params[..., 5:6]
+    norm = torch.stack((px * (2.0 / max(w - 1, 1)) - 1.0, py * (2.0 / max(h - 1, 1)) - 1.0), -1)  # as sample_points
+    cols = F.grid_sample(xk, norm, mode="bilinear", padding_mode="zeros", align_corners=True)  # (K, C, P, 9)
+    cols = cols.permute(0, 2, 1, 3).reshape(k, p, c * 9)
+    wd = torch.stack([b.adapt_conv.weight.reshape(c, c * 9) for b in blocks])  # (K, C, C·9)
+    out = torch.einsum("kpj,koj->kpo", cols, wd)  # (K, P, C)
+    bn = [b.bn for b in blocks]
+    scale = torch.stack([m.weight / torch.sqrt(m.running_var + m.eps) for m in bn])  # (K, C)
+    shift = torch.stack([m.bias - m.running_mean * s for m, s in zip(bn, scale)])
+    out = F.relu(out * scale[:, None] + shift[:, None] + xk[:, :, qy, qx].permute(0, 2, 1))
+    final_w = torch.stack([f.weight.reshape(2, c) for f in finals])  # (K, 2, C)
+    final_b = torch.stack([f.bias for f in finals])
+    offsets = torch.einsum("kpc,koc->kpo", out, final_w) + final_b[:, None]  # (K, P, 2)
+    return offsets.permute(1, 0, 2).reshape(p, 2 * k)
 
 
 def _grouped_batch_norm(x: torch.Tensor, bns: list[nn.BatchNorm2d]) -> torch.Tensor:
