@@ -278,7 +278,9 @@ def eval_(
     """Score the temporal model and its per-frame twin: local-NMS score, OKS, COCO AP, jitter."""
     import json
 
-    from posevid.evaluate import MIN_LABELLED, center_regression, evaluate, plot_nms_scores
+    from posevid.evaluate.plot import plot_nms_scores
+    from posevid.evaluate.regression import MIN_LABELLED
+    from posevid.evaluate.run import center_regression, evaluate
     from posevid.model import load_model
     from posevid.outputs import check_writable_dir
     from posevid.predict import PredictConfig
