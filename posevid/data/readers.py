@@ -240,13 +240,17 @@ def random_affine(rng: np.random.Generator, width: int, height: int, aug: Augmen
     return M, flip
 
 
-def transform_keypoints(kp: np.ndarray, M: np.ndarray, flip: bool, width: int, height: int) -> np.ndarray:
-    """Apply the affine to (N, K, 3) keypoints; swap left/right when flipped; v = 0 outside the frame."""
+def transform_keypoints(kp: np.ndarray, M: np.ndarray, flip: bool, width: int | None, height: int | None) -> np.ndarray:
+    """Apply the affine to (N, K, 3) keypoints; swap left/right when flipped; v = 0 outside the frame
+    (width and height None: keep every labelled keypoint, wherever it lands)."""
     out = kp.copy()
     xy = kp[..., :2] @ M[:, :2].T + M[:, 2]
     out[..., :2] = xy
     if flip:
         out = out[:, list(COCO.flip_index)]
+    if width is None:
+        out[out[..., 2] <= 0] = 0.0
+        return out
     outside = (out[..., 0] < -0.5) | (out[..., 0] > width - 0.5) | (out[..., 1] < -0.5) | (out[..., 1] > height - 0.5)
     out[(out[..., 2] <= 0) | outside] = 0.0
     return out
@@ -255,7 +259,8 @@ def transform_keypoints(kp: np.ndarray, M: np.ndarray, flip: bool, width: int, h
 @dataclass
 class Clip:
     frames: np.ndarray  # (T, H, W, 3) BGR uint8
-    keypoints: list  # T arrays (N_t, 17, 3) in output pixels
+    keypoints: list  # T arrays (N_t, 17, 3) in output pixels, v = 0 outside the frame
+    full_keypoints: list  # the same people with every labelled keypoint, also those outside (centres, sizes)
     track_ids: list  # T arrays (N_t,)
     ignore: np.ndarray  # (T, H, W) bool
     affine: np.ndarray  # (2, 3) input -> output transform used for the whole clip
@@ -291,12 +296,13 @@ class ClipSampler:
         first = load_frame(self.root, recs[0])
         H, W = first.shape[:2]
         M, flip = random_affine(rng, W, H, a)
-        frames, kps, tids, ign = [], [], [], []
+        frames, kps, full, tids, ign = [], [], [], [], []
         for r in recs:
             img = load_frame(self.root, r) if r is not recs[0] else first
             frames.append(cv2.warpAffine(img, M, (a.out_width, a.out_height), flags=cv2.INTER_LINEAR,
                                          borderMode=cv2.BORDER_CONSTANT))
             kps.append(transform_keypoints(r.keypoints, M, flip, a.out_width, a.out_height))
+            full.append(transform_keypoints(r.keypoints, M, flip, None, None))
             tids.append(r.track_ids.copy())
             m = ignore_mask(r, H, W).astype(np.uint8)
             ign.append(cv2.warpAffine(m, M, (a.out_width, a.out_height), flags=cv2.INTER_NEAREST) > 0)
@@ -306,4 +312,4 @@ class ClipSampler:
             moving_occluder(rng, frames, kps)
         if a.blur > 0 and rng.uniform() < a.blur:
             blur_one_frame(rng, frames)
-        return Clip(frames, kps, tids, np.stack(ign), M, flip)
+        return Clip(frames, kps, full, tids, np.stack(ign), M, flip)
