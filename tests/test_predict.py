@@ -101,3 +101,27 @@ def test_snap_radius_defaults_to_the_weights_setting(model):
     plain = kp(Predictor(model, PredictConfig(threshold=0))(img))
     snapped = kp(Predictor(snapping.eval(), PredictConfig(threshold=0))(img))
     assert plain.shape == snapped.shape and not np.allclose(plain, snapped)
+
+
+def test_regressing_only_at_kept_centres_gives_the_dense_decoding(model):
+    """The predictor computes offsets at local-NMS centres only; decoding the dense maps gives the same poses."""
+    import copy
+
+    from posevid.decode import decode, pose_map
+    from posevid.frames import STRIDE, Resize, to_tensor
+
+    model = copy.deepcopy(model)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for final in model.offset_final_layer:
+            final.weight.normal_(0, 0.5)  # poses of varied shapes, not all on the centre
+    image = frames(4, 1)[0]
+    got = Predictor(model, PredictConfig(threshold=0)).predict([image])[0].poses
+    plan = Resize.plan(image.shape[1], image.shape[0], model.cfg.input_size)
+    with torch.no_grad():
+        out = model(to_tensor(image, plan))
+    want = decode(out.heatmaps[0], pose_map(out.offsets[0]))
+    want.keypoints[..., :2] = plan.to_source(want.keypoints[..., :2] * STRIDE)
+    assert len(got) == len(want) > 3
+    np.testing.assert_allclose(got.keypoints, want.keypoints, atol=1e-3)
+    np.testing.assert_allclose(got.scores, want.scores, atol=1e-5)
