@@ -56,7 +56,9 @@ def annotated_path(source: Path, out_dir: Path) -> Path:
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Writes (H, W, 3) uint8 BGR in the format of `path`'s suffix, via `<path>.partial` then a rename."""
     path = Path(path)
-    ok, data = cv2.imencode(path.suffix.lower(), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    suffix = path.suffix.lower()
+    params = [cv2.IMWRITE_JPEG_QUALITY, 92] if suffix in (".jpg", ".jpeg") else []  # others warn on it
+    ok, data = cv2.imencode(suffix, image, params)
     if not ok:
         raise PosevidError(f"{path}: cannot encode an image in this format")
     partial = partial_path(path)
