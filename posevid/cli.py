@@ -260,14 +260,13 @@ class EvalSplit(str, Enum):
 @app.command("eval")
 def eval_(
     split: Annotated[Optional[EvalSplit], typer.Option(help="Fixed synthetic split: front (|yaw| ≤ 30°) or side "
-                                                            "(60–120°); built on first use.")] = None,
+                                                            "(60–120°); installed with posevid.")] = None,
     annotations: Annotated[Optional[Path], typer.Option(help="Your own COCO / PoseTrack-style annotation "
                                                              "file instead of a split.")] = None,
     videos: Annotated[Optional[Path], typer.Option(help="Folder the annotation's file names start from "
                                                         "[default: the annotation file's folder].")] = None,
     weights: Annotated[Optional[Path], typer.Option(help="Weights to evaluate [default: shipped].")] = None,
     model: Annotated[Optional[str], typer.Option(help="Architecture, when the weights file does not say.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Cache folder of the splits.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the JSON report and the local-NMS plot.")]
     = Path("posevid-eval"),
     threshold: Annotated[float, typer.Option(help="Minimum pose score kept (0: all, as COCO AP wants).")] = 0.0,
@@ -298,9 +297,9 @@ def eval_(
         check_input_size(input_size)
         check_writable_dir(out)
         if split is not None:
-            from posevid.data.splits import ensure_split
+            from posevid.data.splits import split_dir
 
-            folder = Path(ensure_split(split.value, str(data_dir) if data_dir else None))
+            folder = split_dir(split.value)
             annotations, videos, name = folder / "annotations.json", folder, split.value
         else:
             name = annotations.stem

@@ -342,3 +342,31 @@ def test_public_api_names_resolve():
         assert callable(getattr(posevid, name)), name
     with pytest.raises(AttributeError):
         posevid.no_such_name
+
+
+def test_eval_split_reads_the_installed_split_data(weights, tmp_path, monkeypatch):
+    """`--split front` reads posevid/data/splits (checked by its manifest), here a one-clip copy so the
+    test stays fast; a changed file stops it with a one-line error naming the file."""
+    import shutil
+
+    from posevid.data import splits
+
+    root = tmp_path / "splits"
+    (root / "front" / "videos").mkdir(parents=True)
+    data = json.loads((splits.split_dir("front") / "annotations.json").read_text())
+    data["videos"] = data["videos"][:1]
+    data["images"] = [im for im in data["images"] if im["video_id"] == 1][:8]
+    kept = {im["id"] for im in data["images"]}
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] in kept]
+    (root / "front" / "annotations.json").write_text(json.dumps(data))
+    shutil.copy(splits.SPLITS_ROOT / "front" / data["videos"][0]["file_name"], root / "front" / "videos")
+    splits.write_manifest(root)
+    monkeypatch.setattr(splits, "SPLITS_ROOT", root)
+    args = ["--split", "front", "--weights", weights, "--no-temporal", "--input-size", "128"]
+    code, stdout, stderr = run_eval(*args, "--out", tmp_path / "rep")
+    assert code == 0, stderr
+    assert "AP" in stdout and json.loads((tmp_path / "rep" / "front.json").read_text())["models"]["per-frame"]
+    video = root / "front" / "videos" / "000000.mp4"
+    video.write_bytes(video.read_bytes()[:-10])
+    code, _, stderr = run_eval(*args, "--out", tmp_path / "rep2")
+    assert code == 1 and f"{video} does not match its checksum" in stderr and len(stderr.strip().splitlines()) == 1
