@@ -2,16 +2,20 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: install install-synth test bench clean teacher install-devset
+.PHONY: install install-train install-synth test bench clean teacher install-devset
 
+# Runtime and tests: what `posevid infer` and `posevid eval --split front|side` need (the evaluation
+# splits are committed data). No Debian packages, no anny.
 install:
 	# The CPU build of torch first, so the project's torch range is met without pulling a CUDA build.
 	$(PIP) install -q "torch==2.13.0" || $(PIP) install -q torch --index-url https://download.pytorch.org/whl/cpu
 	$(PIP) install -q -e ".[test]"
-	$(MAKE) install-synth
 
-# Extras the synthetic-data generator and its tests need (issue: synthetic data).
-install-synth:
+# Training and synthetic-data generation: the `synth` extra (anny, pybullet), the Debian packages with
+# motion capture and background photos (about 700 MB), anny's model cache. Tests that need these skip
+# without them. (install-synth: the old name, kept as an alias.)
+install-synth: install-train
+install-train:
 	$(PIP) install -q -e ".[synth]"
 	@# Motion capture (CMU BVH), background photographs and OpenCV's sample footage from Debian
 	@# (w3m before gimp-help-en: it meets that package's need of a browser without pulling GIMP).
@@ -19,7 +23,7 @@ install-synth:
 	if dpkg -s $$pkgs >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null; \
-	else echo "install-synth: not root or no apt-get; install these Debian packages for real motion and backgrounds: $$pkgs"; fi
+	else echo "install-train: not root or no apt-get; install these Debian packages for real motion and backgrounds: $$pkgs"; fi
 	@# anny builds its model cache on first use (about a minute, once per machine).
 	$(PYTHON) -c "from posevid.data.body import warm_up; warm_up()"
 

@@ -58,7 +58,7 @@ def test_rings_clear_both_legs_and_hang_from_the_waist_to_the_hem(stride):
 @pytest.fixture(scope="module")
 def standing():
     """An anny body in its rest pose as a one-frame clip: body, vertices, keypoints, outfit."""
-    pytest.importorskip("anny")
+    pytest.importorskip("anny", reason="the synth extra is not installed (make install-train)")
     from posevid.data import appearance as A
     from posevid.data import body as B
 
