@@ -125,7 +125,9 @@ def _adaptive_step(x: torch.Tensor, blocks: list[AdaptBlock]) -> torch.Tensor:
     # transform (4) and translation (2) convs of every branch as one grouped conv: (N, K·6, H, W)
     weight = torch.cat([t for b in blocks for t in (b.transform_matrix_conv.weight, b.translation_conv.weight)])
     bias = torch.cat([t for b in blocks for t in (b.transform_matrix_conv.bias, b.translation_conv.bias)])
-    params = F.conv2d(x, weight, bias, padding=1, groups=k).view(n, k, 6, h, w)
+    # channels-last: oneDNN's grouped 3×3 conv is ~3× faster forward and ~15× faster backward in it
+    params = F.conv2d(x.contiguous(memory_format=torch.channels_last), weight, bias, padding=1, groups=k)
+    params = params.contiguous().view(n, k, 6, h, w)
     a = params[:, :, :4].permute(0, 1, 3, 4, 2).reshape(n, k, h, w, 2, 2)  # A_q per branch, row-major
     t = params[:, :, 4:]  # (N, K, 2, H, W) as (ty, tx)
     grid = blocks[0].regular_matrix  # (2, 9)
