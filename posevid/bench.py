@@ -20,6 +20,10 @@ from pathlib import Path
 
 from posevid.cli import DEFAULT_MODEL
 
+# Speed and memory targets for the default model, end to end on a 640×272 clip with the annotated video.
+TARGET_FPS = 25.0
+TARGET_RSS_MB = 450.0
+
 
 def make_clip(path: Path, width: int, height: int, frames: int, fps: int = 25) -> Path:
     """A moving test pattern with audio (no people: speed with few detections)."""
@@ -109,6 +113,26 @@ def steady_state(name: str, size: int, flip: bool, frames: int = 3) -> float:
     return (time.perf_counter() - t) / frames
 
 
+def target_encoding_ms(frames: int = 200) -> float:
+    """Milliseconds per training frame for `encode_dekr` (64×64 maps, 1-4 fully labelled people)."""
+    import numpy as np
+
+    from posevid.data.targets import encode_dekr
+
+    rng = np.random.default_rng(0)
+    scenes = []
+    for i in range(frames):
+        kp = np.zeros((1 + i % 4, 17, 3))
+        size = rng.uniform(40, 120, (len(kp), 1, 1))
+        kp[..., :2] = rng.uniform(60, 196, (len(kp), 1, 2)) + rng.uniform(-0.5, 0.5, kp[..., :2].shape) * size
+        kp[..., 2] = 2
+        scenes.append(kp)
+    t = time.perf_counter()
+    for kp in scenes:
+        encode_dekr(kp, (64, 64))
+    return 1000 * (time.perf_counter() - t) / frames
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer frames (a smoke run)")
@@ -129,7 +153,8 @@ def main() -> None:
         short = make_clip(tmp / "short.mp4", 640, 272, n)
         long = make_clip(tmp / "long.mp4", 640, 272, 10 * n)
         common = ["--weights", str(weights), "--out", str(tmp / "out")]
-        results[f"{m} 640x272 (input {size}), video out"] = run_infer([str(short), *common])
+        default_case = f"{m} 640x272 (input {size}), video out"
+        results[default_case] = run_infer([str(short), *common])
         if size != 128:
             results[f"{m} 640x272, input 128, video out"] = run_infer([str(short), *common, "--input-size", "128"])
         results[f"{m} 640x272, keypoints only"] = run_infer([str(short), *common, "--no-video"])
@@ -166,6 +191,14 @@ def main() -> None:
               f"({r['people_per_clip']:.1f} people per clip; video encoding excluded)")
     else:
         print(f"synthetic data generator: not measured ({(synth.stderr.strip().splitlines() or ['?'])[-1]})")
+    encode_ms = target_encoding_ms()
+    results["training target encoding, ms/frame"] = encode_ms
+    print(f"training targets (encode_dekr, 64x64 maps, 1-4 people): {encode_ms:.2f} ms/frame")
+    r = results[default_case]
+    rss = max(r["peak_rss_mb_posevid"], r["peak_rss_mb_with_ffmpeg"])
+    print(f"targets for {m} (640x272, annotated video): >= {TARGET_FPS:.0f} frames/s: {r['fps']:.1f} "
+          f"({'met' if r['fps'] >= TARGET_FPS else 'NOT met'}); peak RSS <= {TARGET_RSS_MB:.0f} MB (with ffmpeg): "
+          f"{rss:.0f} MB ({'met' if rss <= TARGET_RSS_MB else 'NOT met'})")
     if a.json:
         a.json.write_text(json.dumps(results, indent=1))
 
