@@ -306,6 +306,10 @@ def eval_(
         path = resolve_weights(model or DEFAULT_MODEL, weights)
         dev = pick_device(device)
         temporal = None if no_temporal else load_model(model, path, temporal=True)
+        if temporal is not None and temporal.temporal.is_identity:  # scoring it again would repeat per-frame
+            typer.echo(f"{path}: the ConvGRU is at its identity start (not trained), so the temporal model "
+                       "equals the per-frame one: scored once, as per-frame")
+            temporal = None
         per_frame = load_model(model, path, temporal=False)
         report = evaluate(temporal, per_frame, annotations, videos, threshold=threshold, device=dev,
                           predict=PredictConfig(flip=flip, input_size=input_size, snap_radius=snap))

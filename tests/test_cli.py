@@ -283,6 +283,12 @@ def test_eval_command_on_own_annotations(weights, tmp_path):
     assert set(alone["models"]) == {"per-frame"} and "temporal" not in stdout
     assert (alone["input_size"], alone["snap_radius"], report["snap_radius"]) == (64, 0.3, 0.0)
     assert alone["models"]["per-frame"]["oks_score"] != report["models"]["per-frame"]["oks_score"]
+    identity = tmp_path / "identity.pt"  # a GRU that was never trained: scored once
+    save_checkpoint(identity, DEKR(model_config("lite")))
+    code, stdout, stderr = run_eval("--annotations", ann, "--weights", identity, "--out", tmp_path / "rep4",
+                                    "--input-size", "64")
+    assert code == 0 and "identity start" in stdout, stderr
+    assert set(json.loads((tmp_path / "rep4" / "annotations.json").read_text())["models"]) == {"per-frame"}
     code, _, stderr = run_eval("--weights", weights)
     assert code == 1 and "exactly one of --split or --annotations" in stderr
     code, _, stderr = run_eval("--annotations", ann, "--weights", weights, "--input-size", "50")

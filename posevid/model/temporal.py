@@ -31,6 +31,12 @@ class ConvGRU(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
+    @property
+    def is_identity(self) -> bool:
+        """True while W_out is zero (untrained, or weights trained without the GRU): the features pass
+        through unchanged, so the network equals its per-frame twin."""
+        return not (self.out.weight.any() or self.out.bias.any())
+
     def forward(self, x: torch.Tensor, h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (N, C, H, W) fused features; h: (N, hidden, H, W) or None → (features, new state)."""
         u = self.project(x)  # (N, hidden, H, W)
