@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from posevid.config import MODELS
 from posevid.data.cli import app as data_app
 from posevid.errors import PosevidError
 
@@ -91,8 +92,8 @@ def check_input_size(size: int | None) -> None:
 def infer(
     inputs: Annotated[list[str], typer.Argument(help="Videos or images, folders of them, or glob patterns.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("posevid-out"),
-    model: Annotated[Optional[str], typer.Option(help="lite, small, hrnet_w32 or hrnet_w48 [default: small, or "
-                                                      "what the weights file says]")] = None,
+    model: Annotated[Optional[str], typer.Option(help=f"{', '.join(MODELS)} [default: {DEFAULT_MODEL}, or what "
+                                                      "the weights file says]")] = None,
     weights: Annotated[Optional[Path], typer.Option(help="posevid checkpoint or official DEKR .pth.")] = None,
     device: Annotated[Device, typer.Option(help="Where the network runs.")] = Device.auto,
     no_video: Annotated[bool, typer.Option("--no-video", help="Write keypoints only (no annotated video or "
@@ -367,6 +368,45 @@ class _train_progress:
         if self.console.is_terminal:
             self.bar.stop()
         return False
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A training checkpoint (e.g. RUN/last.pt) or any posevid weights.")],
+    out: Annotated[Path, typer.Argument(help="Weights file to write (.pt).")],
+    input_size: Annotated[Optional[int], typer.Option(help="Default test-time input size stored with the "
+                                                             "weights [default: unchanged].")] = None,
+    snap: Annotated[Optional[float], typer.Option(help="Default --snap stored with the weights "
+                                                       "[default: unchanged].")] = None,
+) -> None:
+    """Weights for shipping or sharing: the network and its config only (no optimiser state), optionally
+    with other inference defaults; the source's step and training recipe are kept for the record."""
+    from dataclasses import replace
+
+    from posevid.model import build_model, read_weights, save_checkpoint
+    from posevid.model.checkpoint import load_state
+    from posevid.outputs import check_writable_dir
+
+    try:
+        check_input_size(input_size)
+        state, cfg, payload = read_weights(checkpoint)
+        if cfg is None:
+            raise PosevidError(f"{checkpoint}: not a posevid checkpoint (official DEKR files need no export)")
+        if input_size is not None:
+            cfg = replace(cfg, input_size=input_size)
+        if snap is not None:
+            cfg = replace(cfg, snap_radius=snap)
+        temporal = any(k.startswith("temporal.") for k in state)
+        model = build_model(cfg, temporal=temporal)
+        load_state(model, state, str(checkpoint))
+        if out.exists() and out.resolve() == checkpoint.resolve():
+            raise PosevidError(f"{out}: choose another file than the checkpoint itself")
+        check_writable_dir(out.parent)
+        record = {k: payload[k] for k in ("step", "train_config") if k in payload}
+        save_checkpoint(out, model, **record)
+    except PosevidError as e:
+        raise fail(str(e)) from None
+    typer.echo(f"{out}: model {cfg.name}, input size {cfg.input_size}, {out.stat().st_size / 1e6:.1f} MB")
 
 
 def _interrupt_on_sigterm() -> None:

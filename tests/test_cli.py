@@ -376,3 +376,21 @@ def test_eval_split_reads_the_installed_split_data(weights, tmp_path, monkeypatc
     video.write_bytes(video.read_bytes()[:-10])
     code, _, stderr = run_eval(*args, "--out", tmp_path / "rep2")
     assert code == 1 and f"{video} does not match its checksum" in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_export_strips_the_optimiser_and_sets_inference_defaults(tmp_path):
+    torch.manual_seed(0)
+    model = DEKR(model_config("lite"))
+    opt = torch.optim.Adam(model.parameters())
+    save_checkpoint(tmp_path / "last.pt", model, optimizer=opt.state_dict(), step=7, train_config={"lr": 1e-3})
+    result = runner.invoke(app, ["export", str(tmp_path / "last.pt"), str(tmp_path / "w.pt"), "--input-size", "192"])
+    assert result.exit_code == 0, result.stderr
+    payload = torch.load(tmp_path / "w.pt", weights_only=False)
+    assert "optimizer" not in payload and payload["step"] == 7 and payload["config"]["input_size"] == 192
+    exported = load_model(weights=tmp_path / "w.pt")
+    assert all(torch.equal(a, b) for a, b in zip(exported.state_dict().values(), model.state_dict().values()))
+    (tmp_path / "junk.pt").write_text("junk")
+    result = runner.invoke(app, ["export", str(tmp_path / "junk.pt"), str(tmp_path / "x.pt")])
+    assert result.exit_code == 1 and "not a PyTorch checkpoint" in result.stderr and not (tmp_path / "x.pt").exists()
+    result = runner.invoke(app, ["export", str(tmp_path / "last.pt"), str(tmp_path / "y.pt"), "--input-size", "50"])
+    assert result.exit_code == 1 and "--input-size" in result.stderr
