@@ -52,9 +52,6 @@ class PoseHeads(nn.Module):
             k, cfg.offset_channels, cfg.offset_blocks)
         self.temporal = ConvGRU(fused, cfg.temporal_channels, cfg.temporal_min_update) if temporal else None
 
-    def backbone(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> DEKROutput:
         """One frame of N streams. x: (N, 3, H, W) RGB in 0-255, H and W multiples of 32;
         state: (N, hidden, H/4, W/4) from the previous frame, or None at a stream's start.
@@ -105,11 +102,8 @@ class DEKR(PoseHeads, HRNet):
     def __init__(self, cfg: ModelConfig, temporal: bool = True):
         if cfg.encoder != "hrnet":
             raise ValueError(f"{cfg.name} has the {cfg.encoder} encoder: build it with build_model")
-        HRNet.__init__(self, cfg)
+        HRNet.__init__(self, cfg)  # `backbone` comes from HRNet
         self._build_heads(cfg, temporal, IMAGENET_MEAN, IMAGENET_STD)
-
-    def backbone(self, x: torch.Tensor) -> torch.Tensor:
-        return HRNet.backbone(self, x)
 
 
 class EfficientDEKR(PoseHeads):
