@@ -181,6 +181,8 @@ def train(
     data: Annotated[Optional[list[str]], typer.Option("--data", help="Annotation file or folder with "
                                                       "annotations.json (synthetic / PoseTrack-style / COCO); "
                                                       "repeatable. Required unless --resume.")] = None,
+    mix: Annotated[Optional[str], typer.Option(help="Share of clips from each --data, e.g. 0.7,0.3 "
+                                                    "[default: in proportion to their videos].")] = None,
     model: Annotated[str, typer.Option(help="Architecture to train.")] = DEFAULT_MODEL,
     clip_len: Annotated[int, typer.Option(help="Frames per clip; the GRU is unrolled over them.")] = 4,
     steps: Annotated[int, typer.Option(help="Optimiser steps in all.")] = 2000,
@@ -229,7 +231,11 @@ def train(
             zoom_range = tuple(float(z) for z in zoom.split(","))
         except ValueError:
             raise PosevidError(f"--zoom must be MIN,MAX numbers, got {zoom!r}") from None
-        recipe = dict(data=tuple(data or ()), model=model, image_root=image_root, clip_len=clip_len, batch=batch,
+        try:
+            shares = tuple(float(m) for m in mix.split(",")) if mix else ()
+        except ValueError:
+            raise PosevidError(f"--mix must be numbers separated by commas, got {mix!r}") from None
+        recipe = dict(data=tuple(data or ()), mix=shares, model=model, image_root=image_root, clip_len=clip_len, batch=batch,
                       steps=steps, lr=lr, input_size=input_size, zoom=zoom_range, offset_loss_weight=offset_weight,
                       temporal=not no_temporal, freeze_frame_net=freeze_frame_net, freeze_encoder=freeze_encoder,
                       encoder_lr=encoder_lr, occlude=occlude, blur=blur,

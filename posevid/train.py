@@ -33,6 +33,7 @@ class TrainConfig:
     data: tuple[str, ...]  # annotation files, or folders holding annotations.json (synthetic, PoseTrack-style)
     model: str = "small"
     image_root: str | None = None  # where COCO-style files' image paths start (default: the file's folder)
+    mix: tuple[float, ...] = ()  # share of clips drawn from each data source; () = in proportion to their videos
     clip_len: int = 4  # T frames per clip; the GRU is unrolled (and back-propagated) over them
     batch: int = 8  # clips per step and process
     steps: int = 2000
@@ -64,6 +65,10 @@ class TrainConfig:
         if not self.data:
             raise PosevidError("no training data: pass --data DIR_OR_FILE")
         self.zoom = tuple(float(z) for z in self.zoom)
+        self.mix = tuple(float(m) for m in self.mix)
+        if self.mix and (len(self.mix) != len(self.data) or min(self.mix) < 0 or sum(self.mix) <= 0):
+            raise PosevidError(f"--mix needs one non-negative share per --data ({len(self.data)}), not all zero; "
+                               f"got {','.join(f'{m:g}' for m in self.mix)}")
         if len(self.zoom) != 2 or not 0 < self.zoom[0] <= self.zoom[1]:
             raise PosevidError(f"--zoom must be MIN,MAX with 0 < MIN <= MAX, got {self.zoom}")
         if self.input_size % 32:
@@ -107,12 +112,15 @@ def offset_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, 
 class ClipStream(Dataset):
     """Item i: one augmented training clip with its DEKR targets, a pure function of (seed, i)."""
 
-    def __init__(self, sources: list, seed: int):
-        self.sources = sources  # ClipSamplers, drawn in proportion to their number of videos
+    def __init__(self, sources: list, seed: int, mix: tuple[float, ...] = ()):
+        self.sources = sources  # ClipSamplers, drawn in proportion to `mix`, or else to their number of videos
         sizes = np.array([len(s) for s in sources], dtype=np.float64)
         if sizes.sum() == 0:
             raise PosevidError("the training data holds no annotated video or image")
-        self.p = sizes / sizes.sum()
+        share = np.where(sizes > 0, np.array(mix, np.float64), 0.0) if mix else sizes
+        if share.sum() == 0:
+            raise PosevidError("--mix gives every source that holds videos a zero share")
+        self.p = share / share.sum()
         self.seed = seed
 
     def __len__(self) -> int:
@@ -264,7 +272,7 @@ def train(cfg: TrainConfig, resume: bool = False, on_step: Callable[[int, dict],
 
         for source in sources:
             preload_videos(source.root, source.videos, threads=os.cpu_count() or 1)
-    loader = DataLoader(ClipStream(sources, cfg.seed), batch_size=cfg.batch,
+    loader = DataLoader(ClipStream(sources, cfg.seed, cfg.mix), batch_size=cfg.batch,
                         sampler=StepSampler(start, cfg.steps, cfg.batch, dist.rank, dist.world),
                         num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
                         pin_memory=device.type == "cuda")
@@ -326,7 +334,7 @@ def _any_rank(flag: bool, device: torch.device, dist: Distributed) -> bool:
 
 
 # What a resumed run must share with the run it continues (paths, workers and logging may change).
-RECIPE_FIELDS = ("model", "clip_len", "batch", "steps", "lr", "weight_decay", "input_size", "zoom", "temporal",
+RECIPE_FIELDS = ("model", "mix", "clip_len", "batch", "steps", "lr", "weight_decay", "input_size", "zoom", "temporal",
                  "freeze_frame_net", "freeze_encoder", "encoder_lr", "occlude", "blur", "frame_step",
                  "offset_loss_weight", "seed")
 

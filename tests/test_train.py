@@ -69,6 +69,16 @@ def test_clip_stream_is_deterministic_and_shaped(coco_dir, tmp_path):
     assert a["heatmaps"].max() > 0.9 and (a["offset_weight"] > 0).any()
 
 
+def test_mix_sets_the_share_of_each_source(coco_dir, tmp_path):
+    two = (str(coco_dir / "ann.json"),) * 2
+    cfg = config(coco_dir, tmp_path, data=two, mix=(3, 1))
+    assert ClipStream(load_sources(cfg), seed=0, mix=cfg.mix).p.tolist() == [0.75, 0.25]
+    assert ClipStream(load_sources(cfg), seed=0).p.tolist() == [0.5, 0.5]  # by videos: the same file twice
+    for bad in [(1.0,), (1.0, -1.0), (0.0, 0.0)]:
+        with pytest.raises(PosevidError, match="--mix"):
+            config(coco_dir, tmp_path, data=two, mix=bad)
+
+
 def test_zoom_scales_people_in_the_crops(coco_dir, tmp_path):
     def spread(zoom):  # keypoint spread around each center, from the offset targets of one item
         item = ClipStream(load_sources(config(coco_dir, tmp_path, input_size=128, zoom=zoom)), seed=0)[3]

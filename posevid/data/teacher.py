@@ -103,35 +103,31 @@ def crop_box(box_xywh, image_hw: tuple[int, int], margin: float = 0.5) -> tuple[
     return x0, y0, x1, y1
 
 
+def pose_oks(a: np.ndarray, b: np.ndarray, min_kp_score: float = 0.3) -> float | None:
+    """OKS of teacher pose `a` against pose `b` ((17, 3) as (x, y, score)) with COCO's sigmas over the
+    keypoints both have at `min_kp_score` or above, `b`'s keypoint box area as the scale; None when
+    they share no keypoint or `b` has fewer than 2."""
+    from posevid.skeleton import COCO
+
+    va, vb = a[:, 2] >= min_kp_score, b[:, 2] >= min_kp_score
+    both = va & vb
+    if not both.any() or vb.sum() < 2:
+        return None
+    xy = b[vb, :2]
+    area = max(float(np.prod(xy.max(0) - xy.min(0))), 1.0)
+    d2 = ((a[both, :2] - b[both, :2]) ** 2).sum(-1)
+    return float(np.exp(-d2 / (2 * area * (2 * COCO.sigmas_array()[both]) ** 2)).mean())
+
+
 def merge_poses(keypoints: np.ndarray, scores: np.ndarray, min_kp_score: float = 0.3,
                 oks_threshold: float = 0.5) -> np.ndarray:
     """Pose NMS over poses from several runs (input sizes, crops): indices of the poses to keep, best
-    score first, dropping any pose whose OKS with a kept one exceeds `oks_threshold`.
-
-    keypoints (P, 17, 3) as (x, y, score); scores (P,). OKS uses COCO's sigmas over the keypoints both
-    poses have at `min_kp_score` or above, with the kept pose's box area as the scale.
-    """
-    from posevid.skeleton import COCO
-
+    score first, dropping any pose whose OKS (`pose_oks`, the kept pose as the reference) with a kept
+    one exceeds `oks_threshold`. keypoints (P, 17, 3) as (x, y, score); scores (P,)."""
     kp = np.asarray(keypoints, np.float64)
-    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
-    var = (2 * COCO.sigmas_array()) ** 2  # (17,)
     keep: list[int] = []
-    for i in order:
-        vi = kp[i, :, 2] >= min_kp_score
-        duplicate = False
-        for k in keep:
-            vk = kp[k, :, 2] >= min_kp_score
-            both = vi & vk
-            if not both.any() or vk.sum() < 2:
-                continue
-            xy = kp[k, vk, :2]
-            area = max(float(np.prod(xy.max(0) - xy.min(0))), 1.0)
-            d2 = ((kp[i, both, :2] - kp[k, both, :2]) ** 2).sum(-1)
-            if float(np.exp(-d2 / (2 * area * var[both])).mean()) > oks_threshold:
-                duplicate = True
-                break
-        if not duplicate:
+    for i in np.argsort(-np.asarray(scores, np.float64), kind="stable"):
+        if all((o := pose_oks(kp[i], kp[k], min_kp_score)) is None or o <= oks_threshold for k in keep):
             keep.append(int(i))
     return np.array(keep, np.int64)
 

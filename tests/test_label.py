@@ -1,0 +1,88 @@
+"""Teacher-labelled training data (posevid.data.label): the per-frame rules by hand, and the whole path from
+a video to an annotation file that training reads, with a stand-in teacher (the real one is tested in
+test_teacher.py where it is installed)."""
+import json
+
+import numpy as np
+import pytest
+
+from posevid.data import label as L
+from posevid.data.readers import ClipSampler, load_frame, read_annotations
+from posevid.data.synth import write_video
+from posevid.errors import PosevidError
+
+
+def _pose(x0, y0, score=0.9):
+    kp = np.zeros((17, 3))
+    kp[:, 0] = x0 + np.arange(17) * 2.0
+    kp[:, 1] = y0 + np.arange(17) * 5.0
+    kp[:, 2] = score
+    return kp
+
+
+def test_frame_labels_people_keypoints_and_ignore_regions():
+    a = _pose(10, 10)
+    a[3:5, 2] = 0.2  # two keypoints under the keypoint threshold: unlabelled
+    a[16, :2] = (-5, 50)  # outside the frame: unlabelled
+    b = _pose(100, 20)  # a half-seen person (score 0.2): an ignore box
+    c = _pose(150, 20)
+    c[3:, 2] = 0.0  # confident, but only 3 keypoints: an ignore box, not a person
+    d = _pose(0, 0)  # under min_ignore_score: dropped
+    people, ignore = L.frame_labels(np.stack([a, b, c, d]), np.array([0.8, 0.2, 0.9, 0.05]), (120, 200))
+
+    assert len(people) == 1 and len(ignore) == 2
+    kp = np.array(people[0]["keypoints"]).reshape(17, 3)
+    labelled = np.ones(17, bool)
+    labelled[[3, 4, 16]] = False
+    assert (kp[labelled, 2] == 2).all() and (kp[~labelled] == 0).all()
+    np.testing.assert_allclose(kp[labelled, :2], a[labelled, :2])
+    assert people[0]["num_keypoints"] == 14
+    # The box spans the labelled keypoints: x 10..40 (keypoint 15), y 10..85.
+    np.testing.assert_allclose(people[0]["bbox"], [10, 10, 30, 75])
+    assert people[0]["area"] == pytest.approx(30 * 75)
+    # b: keypoint box x 100..132, y 20..100 (size 80), grown by 0.2 × 80 = 16 on each side.
+    np.testing.assert_allclose(ignore[0], [84, 4, 148, 4, 148, 116, 84, 116])
+
+
+class _StandIn:
+    """Answers like Teacher: one person whose pose scales with the image; on their crop, someone else
+    scoring higher first, then the same person scoring higher than on the whole image."""
+
+    size = 256
+
+    def multi_size(self, image, sizes, min_score):
+        h, w = image.shape[:2]
+        kp = _pose(w * 0.25, h * 0.1)
+        kp[:, :2] *= [w / 200, h / 200]
+        return kp[None], np.array([0.6])
+
+    def on_crop(self, image, crop, min_score):
+        kp, _ = self.multi_size(image, (), min_score)
+        other = kp + [60.0, 0.0, 0.0]
+        return np.concatenate([other, kp + [1.0, 0.0, 0.0]]), np.array([0.9, 0.7])
+
+
+def test_label_videos_writes_what_training_reads(tmp_path):
+    src = tmp_path / "src.mp4"
+    rng = np.random.default_rng(0)
+    write_video(str(src), [rng.integers(0, 255, (400, 300, 3), np.uint8) for _ in range(5)], 10.0, 18)
+    out = tmp_path / "labelled"
+    cfg = L.LabelConfig(max_side=200, frame_step=2)
+    data = L.label_videos([str(src)], out, _StandIn(), cfg)
+
+    assert [i["file_name"] for i in data["images"]] == ["videos/000001.mp4#0", "videos/000001.mp4#1",
+                                                         "videos/000001.mp4#2"]
+    written = json.loads((out / "annotations.json").read_text())
+    assert written["images"] == data["images"] and written["annotations"] == data["annotations"]
+    videos = read_annotations(str(out / "annotations.json"))
+    assert len(videos) == 1 and len(videos[0].frames) == 3
+    rec = videos[0].frames[2]
+    assert load_frame(str(out), rec).shape == (200, 150, 3)  # longer side 400 → 200
+    # The crop's pose of the same person (shifted 1 px right) scored higher and was kept, not the other one.
+    expected = _pose(150 * 0.25, 200 * 0.1)[:, :2] * [150 / 200, 1.0] + [1.0, 0.0]
+    np.testing.assert_allclose(rec.keypoints[0, :, :2], expected, atol=0.01)
+    clip = ClipSampler(videos, str(out), clip_len=2).sample(np.random.default_rng(1))
+    assert clip.frames.shape[0] == 2 and len(clip.keypoints[0]) == 1
+
+    with pytest.raises(PosevidError, match="exists already"):
+        L.label_videos([str(src)], out, _StandIn(), cfg)
