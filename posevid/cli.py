@@ -285,7 +285,8 @@ def eval_(
     snap: Annotated[Optional[float], typer.Option(help="Move keypoints to heatmap peaks within SNAP × pose "
                                                        "size; 0: DEKR's decoding [default: the weights'].")] = None,
     regression: Annotated[bool, typer.Option("--regression", help="Also read the offsets at the true person "
-                                         "centers and compare with a mean-pose oracle (a training check).")] = False,
+                                         "centers against a mean-pose oracle, and the keypoint heatmaps around "
+                                         "the true keypoints against chance (training checks).")] = False,
     device: Annotated[Device, typer.Option(help="Where the network runs.")] = Device.auto,
 ) -> None:
     """Score the temporal model and its per-frame twin: local-NMS score, OKS, COCO AP, jitter."""
@@ -341,6 +342,9 @@ def eval_(
             typer.echo("offsets at the true centers (per-frame network): median error "
                        f"{err['network']:.3f} × person size; mean-pose oracle {err['mean_pose_oracle']:.3f}; "
                        f"closer with left and right exchanged for {swapped:.0%} of people")
+            hm = r["heatmap_median_error"]
+            typer.echo(f"keypoint heatmaps' maximum within {hm['window']} × size of the true keypoints: median "
+                       f"error {hm['network']:.3f} × person size; chance {hm['chance']:.3f}")
     typer.echo(f"report: {report_path}  plot: {plot}")
 
 

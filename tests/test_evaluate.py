@@ -15,7 +15,7 @@ from posevid.evaluate.accuracy import (AP_KEYS, FrameEval, coco_keypoint_ap, coc
                                        people_found, people_summary)
 from posevid.evaluate.ground_truth import load_ground_truth
 from posevid.evaluate.plot import COLORS, mean_curve, plot_nms_scores
-from posevid.evaluate.regression import center_regression_errors, mean_pose_errors
+from posevid.evaluate.regression import center_regression_errors, heatmap_window_errors, mean_pose_errors
 from posevid.evaluate.report import ModelReport, Report
 from posevid.evaluate.run import _source_frames, _sources, center_regression, evaluate
 from posevid.evaluate.temporal import ID_MIN_OKS, id_switches, jitter_score, track_acceleration_errors
@@ -539,6 +539,25 @@ def test_offsets_encoded_from_the_truth_have_no_center_error_and_a_shift_is_meas
     assert swapped[:, 0].max() < 1e-6 and swapped[:, 1:].min() > 0
 
 
+def test_heatmaps_peaked_at_the_truth_have_no_window_error_and_a_shift_is_measured():
+    from posevid.data.targets import encode_dekr
+
+    gt = np.stack([person(30, 40, scale=20), person(90, 60, scale=30)])
+    gt[..., :2] = np.round(gt[..., :2] / 4) * 4  # on map pixel centres, so the peaks are exact
+    heatmaps = encode_dekr(gt, (32, 40), stride=4).heatmaps
+    err = heatmap_window_errors(heatmaps, gt, stride=4)
+    assert err.shape == (2, K) and np.nanmax(err) < 1e-6
+    shifted = np.zeros_like(heatmaps)
+    shifted[:, :, 1:] = heatmaps[:, :, :-1]  # every peak 1 map pixel (4 input pixels) to the right
+    err = heatmap_window_errors(shifted, gt, stride=4)
+    p = [gt[n, gt[n, :, 2] > 0, :2] for n in range(2)]
+    sizes = np.array([np.hypot(*(q.max(0) - q.min(0))) for q in p])
+    np.testing.assert_allclose(np.nanmax(err, 1), 4.0 / sizes, rtol=1e-6)
+    # flat maps: the first pixel of each window wins, about the window's half-diagonal away
+    flat = heatmap_window_errors(np.zeros_like(heatmaps), gt, stride=4)
+    assert np.nanmin(flat) > 0.2
+
+
 def test_mean_pose_oracle_is_exact_for_one_pose_at_any_place_and_size():
     same = [person(30, 40, scale=20)[None], person(80, 20, scale=35)[None]]
     assert np.nanmax(mean_pose_errors(same)) < 1e-9
@@ -554,6 +573,7 @@ def test_center_regression_end_to_end(tmp_path, tiny_models):
     assert r["people"] == 6 and r["input_size"] == 96
     assert r["median_error"]["network"] > 0 and r["median_error"]["mean_pose_oracle"] >= 0
     assert 0 <= r["left_right_swapped_closer"] <= 1
+    assert 0 <= r["heatmap_median_error"]["network"] <= 0.5 and r["heatmap_median_error"]["chance"] > 0.2
     assert set(r["per_keypoint"]) == set(COCO.names)
 
 

@@ -113,6 +113,17 @@ def read_annotations(path: str) -> list[VideoRecord]:
 
 # ---------------------------------------------------------------------------------------------
 # Frames
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+
+
+def frame_reference(name: str) -> tuple[str, int] | None:
+    """("videos/000001.mp4", 7) for a file name "videos/000001.mp4#7"; None for an image file."""
+    if "#" in name:
+        video, t = name.rsplit("#", 1)
+        if video.lower().endswith(VIDEO_SUFFIXES) and t.isdigit():
+            return video, int(t)
+    return None
+
 # Training samples frames at random across all videos, so a few-video cache re-decodes a whole video per
 # sample. Decoded videos are kept up to a byte budget instead (synthetic train-v1 is 2.5 GB decoded).
 VIDEO_CACHE_BYTES = 4 << 30
@@ -152,8 +163,8 @@ def preload_videos(root: str, videos: list[VideoRecord], threads: int = 4) -> in
     Data-loading workers forked afterwards share the decoded frames instead of each decoding every
     video again. Each decode runs in its own ffmpeg process, so threads are enough to run them in parallel.
     """
-    paths = list(dict.fromkeys(os.path.join(root, f.file_name.rsplit("#", 1)[0])
-                               for v in videos for f in v.frames[:1] if "#" in f.file_name))
+    refs = (frame_reference(f.file_name) for v in videos for f in v.frames[:1])
+    paths = list(dict.fromkeys(os.path.join(root, r[0]) for r in refs if r is not None))
     paths = [p for p in paths if p not in _video_cache]
     used = sum(_video_bytes(v) for v in _video_cache.values())
     done = 0
@@ -174,13 +185,14 @@ def _video_bytes(frames: tuple[np.ndarray, ...]) -> int:
 
 def load_frame(root: str, record: FrameRecord) -> np.ndarray:
     """(H, W, 3) BGR uint8 pixels of a frame: an image file, or frame t of "name.mp4#t"."""
-    name = record.file_name
-    if "#" in name and name.split("#")[0].endswith((".mp4", ".avi", ".mkv", ".mov")):
-        video, t = name.rsplit("#", 1)
+    ref = frame_reference(record.file_name)
+    if ref is not None:
+        video, t = ref
         frames = _decode_video(os.path.join(root, video))
-        if int(t) >= len(frames):
+        if t >= len(frames):
             raise PosevidError(f"{video} has {len(frames)} frames, annotation asks for frame {t}")
-        return frames[int(t)]
+        return frames[t]
+    name = record.file_name
     img = cv2.imread(os.path.join(root, name), cv2.IMREAD_COLOR)
     if img is None:
         raise PosevidError(f"cannot read image {os.path.join(root, name)}")

@@ -1,8 +1,11 @@
-"""Diagnosis, pure functions on arrays: the offset regression alone, read at the true person centers.
+"""Diagnosis, pure functions on arrays: the offset regression alone, read at the true person centers, and
+the keypoint heatmaps alone, read around the true keypoints.
 
 A network that has only learnt where people are and how big they are does as well as the mean-pose
-oracle; articulation learnt shows as a smaller error than the oracle's. Errors are fractions of the
-person's size (the diagonal of its labelled keypoints' box)."""
+oracle; articulation learnt shows as a smaller error than the oracle's. A keypoint heatmap whose maximum
+near each true keypoint lands anywhere in that window scores like a uniform guess (`HEATMAP_CHANCE`);
+joints seen show as a smaller error. Errors are fractions of the person's size (the diagonal of its
+labelled keypoints' box)."""
 from __future__ import annotations
 
 import warnings
@@ -12,6 +15,10 @@ import numpy as np
 from posevid.skeleton import COCO
 
 MIN_LABELLED = 5  # fewer labelled keypoints give unstable person sizes
+HEATMAP_WINDOW = 0.3  # half-width of the square searched around each true keypoint, × person size
+# Median distance of a uniform point in a square of half-width 1 from its centre (numerically), scaled:
+# what a heatmap with no idea of the joint scores.
+HEATMAP_CHANCE = 0.798 * HEATMAP_WINDOW
 
 
 def _person_geometry(gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -53,6 +60,32 @@ def center_regression_errors(offsets: np.ndarray, gt: np.ndarray, stride: int, s
     return np.array(rows).reshape(-1, gt.shape[1])
 
 
+def heatmap_window_errors(heatmaps: np.ndarray, gt: np.ndarray, stride: int,
+                          window: float = HEATMAP_WINDOW) -> np.ndarray:
+    """Error of each keypoint heatmap's maximum within `window` × size of the true keypoint, as a fraction
+    of the person's size: the heatmaps' localisation on their own, given roughly where to look.
+
+    heatmaps: (K[+1], h, w) one frame's maps (a center map after the K is ignored); gt: (N, K, 3) in input
+    pixels. Returns (M, K) for the M people with enough labelled keypoints; NaN where a keypoint is not
+    labelled or its window lies outside the map. Map pixel (i, j) is input pixel (j, i) × stride.
+    """
+    _, size, ok = _person_geometry(gt)
+    k_count, h, w = gt.shape[1], *heatmaps.shape[1:]
+    rows = []
+    for n in np.nonzero(ok)[0]:
+        r = max(1, int(round(window * size[n] / stride)))
+        err = np.full(k_count, np.nan)
+        for k in np.nonzero(gt[n, :, 2] > 0)[0]:
+            cx, cy = (int(round(v)) for v in gt[n, k, :2] / stride)
+            x0, x1, y0, y1 = max(cx - r, 0), min(cx + r + 1, w), max(cy - r, 0), min(cy + r + 1, h)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            i, j = np.unravel_index(np.argmax(heatmaps[k, y0:y1, x0:x1]), (y1 - y0, x1 - x0))
+            err[k] = np.hypot((x0 + j) * stride - gt[n, k, 0], (y0 + i) * stride - gt[n, k, 1]) / size[n]
+        rows.append(err)
+    return np.array(rows).reshape(-1, k_count)
+
+
 def mean_pose_errors(people: list[np.ndarray]) -> np.ndarray:
     """The same error for an oracle that puts the data's mean pose (normalised by center and size) at
     each person's true center and size. people: (N, K, 3) arrays, one per frame → (M, K)."""
@@ -71,12 +104,14 @@ def mean_pose_errors(people: list[np.ndarray]) -> np.ndarray:
 
 
 def regression_summary(net: list[np.ndarray], swapped: list[np.ndarray], people: list[np.ndarray],
-                       input_size: int) -> dict:
+                       input_size: int, heatmap: list[np.ndarray] | None = None) -> dict:
     """Median error at the true centers against the mean-pose oracle, overall and per keypoint, and the
     fraction of people whose prediction is closer with left and right exchanged (about 0 when the sides
-    are learnt). One entry per frame: net and swapped, its center_regression_errors without and with
-    swap; people, its (N, K, 3) keypoints in input pixels."""
-    net_err, swap_err = (np.concatenate(e) if e else np.zeros((0, len(COCO.names))) for e in (net, swapped))
+    are learnt); with `heatmap`, also the heatmaps' median error against chance. One entry per frame: net
+    and swapped, its center_regression_errors without and with swap; people, its (N, K, 3) keypoints in
+    input pixels; heatmap, its heatmap_window_errors."""
+    net_err, swap_err, hm_err = (np.concatenate(e) if e else np.zeros((0, len(COCO.names)))
+                                 for e in (net, swapped, heatmap or []))
     oracle = mean_pose_errors(people)
 
     def med(x):
@@ -86,6 +121,7 @@ def regression_summary(net: list[np.ndarray], swapped: list[np.ndarray], people:
     closer = np.nanmean(swap_err, 1) < np.nanmean(net_err, 1)
     return {"people": len(net_err), "input_size": input_size,
             "median_error": {"network": med(net_err), "mean_pose_oracle": med(oracle)},
+            "heatmap_median_error": {"network": med(hm_err), "chance": HEATMAP_CHANCE, "window": HEATMAP_WINDOW},
             "left_right_swapped_closer": float(closer.mean()) if len(closer) else None,
             "per_keypoint": {name: {"network": med(net_err[:, k]), "mean_pose_oracle": med(oracle[:, k])}
                              for k, name in enumerate(COCO.names)}}

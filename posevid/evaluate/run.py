@@ -10,18 +10,17 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import cv2
 import numpy as np
 
-from posevid.data.readers import VideoRecord
+from posevid.data.readers import VideoRecord, frame_reference
 from posevid.errors import PosevidError
 from posevid.evaluate.accuracy import FrameEval
 from posevid.evaluate.ground_truth import load_ground_truth
-from posevid.evaluate.regression import center_regression_errors, regression_summary
+from posevid.evaluate.regression import center_regression_errors, heatmap_window_errors, regression_summary
 from posevid.evaluate.report import Report, model_report
 from posevid.video import batches
 
 if TYPE_CHECKING:
     from posevid.predict import PredictConfig
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 MODEL_NAMES = ("temporal", "per-frame")
 
 
@@ -105,9 +104,9 @@ def evaluate(
 def center_regression(model, annotations: str | os.PathLike, videos_root: str | os.PathLike | None = None,
                       input_size: int | None = None, device: str = "cpu") -> dict:
     """Median regression error at the true centers (per-frame network, no flip) against the mean-pose
-    oracle, overall and per keypoint, over every labelled annotated frame; and the fraction of people
-    whose prediction is closer with left and right exchanged (about 0 when the sides are learnt).
-    See `regression_summary`."""
+    oracle, overall and per keypoint, over every labelled annotated frame; the fraction of people
+    whose prediction is closer with left and right exchanged (about 0 when the sides are learnt); and the
+    keypoint heatmaps' error near the true keypoints against chance. See `regression_summary`."""
     import torch
 
     from posevid.frames import STRIDE, Resize, to_tensor
@@ -117,7 +116,7 @@ def center_regression(model, annotations: str | os.PathLike, videos_root: str | 
     root = Path(videos_root) if videos_root is not None else annotations.parent
     size = input_size or model.cfg.input_size
     model = model.to(device).eval()
-    net, swapped, people = [], [], []
+    net, swapped, heat, people = [], [], [], []
     for video in gt.videos:
         for source in _sources(video, root):
             for image, image_id in _source_frames(source, annotations):
@@ -125,13 +124,15 @@ def center_regression(model, annotations: str | os.PathLike, videos_root: str | 
                     continue
                 plan = Resize.plan(image.shape[1], image.shape[0], size)
                 with torch.no_grad():
-                    offsets = model(to_tensor(image, plan).to(device)).offsets[0].float().cpu().numpy()
+                    out = model(to_tensor(image, plan).to(device))
+                offsets, heatmaps = (t[0].float().cpu().numpy() for t in (out.offsets, out.heatmaps))
                 g = gt.people_in(image_id)[0].astype(np.float64).copy()
                 g[..., :2] = plan.to_input(g[..., :2])
                 net.append(center_regression_errors(offsets, g, STRIDE))
                 swapped.append(center_regression_errors(offsets, g, STRIDE, swap=True))
+                heat.append(heatmap_window_errors(heatmaps, g, STRIDE))
                 people.append(g)
-    return regression_summary(net, swapped, people, size)
+    return regression_summary(net, swapped, people, size, heat)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,18 +148,10 @@ class _Source:
     wanted: dict[int, int] = field(default_factory=dict)  # mp4 frame index → image id
 
 
-def _split_video_name(name: str) -> tuple[str, int] | None:
-    if "#" in name:
-        video, t = name.rsplit("#", 1)
-        if video.lower().endswith(VIDEO_SUFFIXES) and t.isdigit():
-            return video, int(t)
-    return None
-
-
 def _sources(video: VideoRecord, root: Path) -> list[_Source]:
     out: list[_Source] = []
     for rec in video.frames:
-        split = _split_video_name(rec.file_name)
+        split = frame_reference(rec.file_name)
         if split is not None:
             path = root / split[0]
             if not out or out[-1].video_path != path:
