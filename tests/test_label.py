@@ -3,6 +3,7 @@ a video to an annotation file that training reads, with a stand-in teacher (the 
 test_teacher.py where it is installed)."""
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -62,20 +63,23 @@ class _StandIn:
         return np.concatenate([other, kp + [1.0, 0.0, 0.0]]), np.array([0.9, 0.7])
 
 
-def test_label_videos_writes_what_training_reads(tmp_path):
+def test_label_footage_writes_what_training_reads(tmp_path):
     src = tmp_path / "src.mp4"
     rng = np.random.default_rng(0)
     write_video(str(src), [rng.integers(0, 255, (400, 300, 3), np.uint8) for _ in range(5)], 10.0, 18)
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), rng.integers(0, 255, (100, 120, 3), np.uint8))
     out = tmp_path / "labelled"
     cfg = L.LabelConfig(max_side=200, frame_step=2)
-    data = L.label_videos([str(src)], out, _StandIn(), cfg)
+    data = L.label_footage([str(src), str(photo)], out, _StandIn(), cfg)
 
     assert [i["file_name"] for i in data["images"]] == ["videos/000001.mp4#0", "videos/000001.mp4#1",
-                                                         "videos/000001.mp4#2"]
+                                                         "videos/000001.mp4#2", "images/000002.jpg"]
     written = json.loads((out / "annotations.json").read_text())
     assert written["images"] == data["images"] and written["annotations"] == data["annotations"]
     videos = read_annotations(str(out / "annotations.json"))
-    assert len(videos) == 1 and len(videos[0].frames) == 3
+    assert [len(v.frames) for v in videos] == [3, 1]  # the photo is a one-frame video, at its own size
+    assert load_frame(str(out), videos[1].frames[0]).shape == (100, 120, 3)
     rec = videos[0].frames[2]
     assert load_frame(str(out), rec).shape == (200, 150, 3)  # longer side 400 → 200
     # The crop's pose of the same person (shifted 1 px right) scored higher and was kept, not the other one.
@@ -85,4 +89,19 @@ def test_label_videos_writes_what_training_reads(tmp_path):
     assert clip.frames.shape[0] == 2 and len(clip.keypoints[0]) == 1
 
     with pytest.raises(PosevidError, match="exists already"):
-        L.label_videos([str(src)], out, _StandIn(), cfg)
+        L.label_footage([str(src)], out, _StandIn(), cfg)
+
+
+def test_cli_label_refuses_missing_files_and_a_missing_teacher_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from posevid.cli import app
+
+    video = tmp_path / "v.mp4"
+    write_video(str(video), [np.zeros((64, 64, 3), np.uint8)] * 2, 10.0, 18)
+    for args, message in [([str(tmp_path / "nope.mp4")], "not found: "),
+                          ([str(video), "--teacher", str(tmp_path / "none.onnx")], "teacher")]:
+        result = CliRunner().invoke(app, ["data", "label", *args, "--out", str(tmp_path / "out")])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert result.output.startswith("error: ") and message in result.output and result.output.count("\n") == 1
+    assert not (tmp_path / "out").exists()  # nothing half-written

@@ -96,31 +96,33 @@ def synth(
 
 @app.command()
 def label(
-    videos: Annotated[list[str], typer.Argument(help="Real videos with people (never the dev set's or reserved footage).")],
-    out: Annotated[str, typer.Option(help="New folder: videos/ and annotations.json for `posevid train --data`.")],
+    sources: Annotated[list[str], typer.Argument(help="Real videos or photos with people (never the dev set's or "
+                                                      "reserved footage).")],
+    out: Annotated[str, typer.Option(help="New folder: videos/, images/ and annotations.json for `posevid train "
+                                          "--data`.")],
     frame_step: Annotated[int, typer.Option(help="Label every s-th frame.")] = 1,
-    max_side: Annotated[int, typer.Option(help="Longer side of the re-encoded videos.")] = 768,
+    max_side: Annotated[int, typer.Option(help="Longer side of the re-encoded videos and photos.")] = 768,
     teacher: Annotated[Optional[str], typer.Option(help="Teacher ONNX file [default: `make teacher`'s].")] = None,
 ) -> None:
-    """Label real footage with the MoveNet teacher: a training set with real images (needs `make teacher`)."""
-    from posevid.data.label import LabelConfig, label_videos
+    """Label real videos and photos with the MoveNet teacher: a training set with real images (needs `make teacher`)."""
+    from posevid.data.label import LabelConfig, label_footage
     from posevid.data.teacher import Teacher
 
     try:
         if frame_step < 1 or max_side < 32:
             raise PosevidError("--frame-step must be at least 1 and --max-side at least 32")
-        missing = [v for v in videos if not os.path.isfile(v)]
+        missing = [v for v in sources if not os.path.isfile(v)]
         if missing:
-            raise PosevidError(f"video not found: {missing[0]}")
+            raise PosevidError(f"not found: {missing[0]}")
         try:
             model = Teacher(teacher)
         except RuntimeError as e:
             raise PosevidError(str(e)) from None
-        data = label_videos(videos, out, model, LabelConfig(frame_step=frame_step, max_side=max_side),
-                            on_video=lambda src, n: typer.echo(f"{src}: {n} frames"))
+        data = label_footage(sources, out, model, LabelConfig(frame_step=frame_step, max_side=max_side),
+                             on_source=lambda src, n: typer.echo(f"{src}: {n} frames"))
     except PosevidError as e:
         raise _fail(str(e)) from None
-    typer.echo(f"{len(data['videos'])} videos, {len(data['images'])} frames, {len(data['annotations'])} "
+    typer.echo(f"{len(data['videos'])} videos, {len(data['images'])} frames in all, {len(data['annotations'])} "
                f"people-frames -> {out}")
 
 

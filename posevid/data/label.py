@@ -1,8 +1,9 @@
 """Teacher-labelled training data from real footage: the real-image signal synthetic clips lack.
 
-`label_videos(sources, out_dir, teacher)` writes `out_dir/videos/NNNNNN.mp4` (each source re-encoded with
-its longer side at most `max_side`) and `out_dir/annotations.json` in the synthetic sets' PoseTrack-style
-format, so `posevid train --data out_dir` reads it as it is. The labels are MoveNet MultiPose's poses
+`label_footage(sources, out_dir, teacher)` writes `out_dir/videos/NNNNNN.mp4` (each source video re-encoded
+with its longer side at most `max_side`), `out_dir/images/NNNNNN.jpg` (each still image, likewise) and
+`out_dir/annotations.json` in the synthetic sets' PoseTrack-style format, so `posevid train --data
+out_dir` reads it as it is. The labels are MoveNet MultiPose's poses
 (`posevid.data.teacher`), drafted the way the dev set's were: several input sizes merged by pose NMS,
 then each person rerun on a crop around it.
 
@@ -107,49 +108,66 @@ def teacher_poses(teacher, image_bgr: np.ndarray, cfg: LabelConfig = LabelConfig
     return kp, scores
 
 
-def label_videos(sources: list[str], out_dir: str | os.PathLike, teacher, cfg: LabelConfig = LabelConfig(),
-                 on_video=None) -> dict:
-    """Label every `cfg.frame_step`-th frame of each source video; returns the annotation dict written."""
+def _fit(img: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink so the longer side is at most max_side (even sides, as H.264 wants)."""
+    scale = min(1.0, max_side / max(img.shape[:2]))
+    if scale == 1:
+        return img
+    size = (round(img.shape[1] * scale) // 2 * 2, round(img.shape[0] * scale) // 2 * 2)
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+def label_footage(sources: list[str], out_dir: str | os.PathLike, teacher, cfg: LabelConfig = LabelConfig(),
+                  on_source=None) -> dict:
+    """Label every `cfg.frame_step`-th frame of each source video, and each still image (a one-frame video
+    to training, kept as `images/NNNNNN.jpg`); returns the annotation dict written."""
     from posevid.data.synth import _categories, write_video
+    from posevid.images import is_image, read_image
     from posevid.video import probe, read_frames
 
     out = Path(out_dir)
     if (out / "annotations.json").exists():
         raise PosevidError(f"{out / 'annotations.json'} exists already: choose a new --out")
-    (out / "videos").mkdir(parents=True, exist_ok=True)
     images, annotations, videos = [], [], []
-    for vid, src in enumerate(sources, start=1):
-        info = probe(src)
-        name = f"videos/{vid:06d}.mp4"
-        frames, t = [], 0
-        for i, frame in enumerate(read_frames(info)):
-            if i % cfg.frame_step:
-                continue
-            img = frame.image
-            scale = min(1.0, cfg.max_side / max(img.shape[:2]))
-            if scale < 1:
-                img = cv2.resize(img, (round(img.shape[1] * scale) // 2 * 2, round(img.shape[0] * scale) // 2 * 2),
-                                 interpolation=cv2.INTER_AREA)
-            H, W = img.shape[:2]
-            kp, scores = teacher_poses(teacher, img, cfg)
-            people, ignore = frame_labels(kp, scores, (H, W), cfg)
-            image_id = len(images) + 1
-            images.append({"id": image_id, "file_name": f"{name}#{t}", "frame_id": t, "video_id": vid,
-                           "width": W, "height": H,
-                           "ignore_regions_x": [p[0::2] for p in ignore], "ignore_regions_y": [p[1::2] for p in ignore]})
-            for p in people:
-                annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
-                                    "iscrowd": 0, "track_id": -1, **p})
-            frames.append(img)
-            t += 1
-        if not frames:
-            raise PosevidError(f"{src}: no frames to label")
-        write_video(str(out / name), frames, float(info.fps) / cfg.frame_step, cfg.crf)
-        videos.append({"id": vid, "file_name": name, "source": os.path.basename(src), "nframes": len(frames)})
-        if on_video is not None:
-            on_video(src, len(frames))
+
+    def add(img: np.ndarray, entry: dict) -> None:
+        kp, scores = teacher_poses(teacher, img, cfg)
+        people, ignore = frame_labels(kp, scores, img.shape[:2], cfg)
+        image_id = len(images) + 1
+        images.append({"id": image_id, **entry, "width": img.shape[1], "height": img.shape[0],
+                       "ignore_regions_x": [p[0::2] for p in ignore], "ignore_regions_y": [p[1::2] for p in ignore]})
+        annotations.extend({"id": len(annotations) + i + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+                            "track_id": -1, **p} for i, p in enumerate(people))
+
+    for n, src in enumerate(sources, start=1):
+        if is_image(src):
+            img = _fit(read_image(src)[0], cfg.max_side)
+            name = f"images/{n:06d}.jpg"
+            add(img, {"file_name": name})
+            (out / "images").mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(out / name), img, [cv2.IMWRITE_JPEG_QUALITY, 95]):
+                raise PosevidError(f"cannot write {out / name}")
+            count = 1
+        else:
+            info = probe(src)
+            name = f"videos/{n:06d}.mp4"
+            frames = []
+            for i, frame in enumerate(read_frames(info)):
+                if i % cfg.frame_step == 0:
+                    frames.append(_fit(frame.image, cfg.max_side))
+                    add(frames[-1], {"file_name": f"{name}#{len(frames) - 1}", "frame_id": len(frames) - 1,
+                                     "video_id": n})
+            if not frames:
+                raise PosevidError(f"{src}: no frames to label")
+            (out / "videos").mkdir(parents=True, exist_ok=True)
+            write_video(str(out / name), frames, float(info.fps) / cfg.frame_step, cfg.crf)
+            videos.append({"id": n, "file_name": name, "source": os.path.basename(src), "nframes": len(frames)})
+            count = len(frames)
+        if on_source is not None:
+            on_source(src, count)
     data = {"info": {"description": "MoveNet MultiPose (teacher) labels of real footage", "label_config": vars(cfg)},
             "licenses": [], "categories": _categories(), "videos": videos, "images": images, "annotations": annotations}
+    out.mkdir(parents=True, exist_ok=True)
     tmp = out / "annotations.json.partial"
     tmp.write_text(json.dumps(data))
     tmp.replace(out / "annotations.json")
