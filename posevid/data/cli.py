@@ -11,7 +11,8 @@ import typer
 from posevid.errors import PosevidError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
-                  help="Training and evaluation data: synthetic clips with exact keypoints, teacher-labelled real footage.")
+                  help="Training and evaluation data: synthetic clips with exact keypoints, teacher-labelled "
+                       "real footage.")
 
 
 class Split(str, Enum):

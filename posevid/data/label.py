@@ -69,8 +69,8 @@ def frame_labels(keypoints: np.ndarray, scores: np.ndarray, image_hw: tuple[int,
             people.append({"keypoints": [round(float(v), 2) for v in out.ravel()], "num_keypoints": int(good.sum()),
                            "bbox": [round(float(v), 2) for v in box], "area": round(float(box[2] * box[3]), 2)})
         elif s >= cfg.min_ignore_score:
-            seen = kp[kp[:, 2] >= cfg.min_ignore_score, :2] if (kp[:, 2] >= cfg.min_ignore_score).any() else kp[:, :2]
-            x, y, w, h = keypoint_box(seen)
+            sure = kp[:, 2] >= cfg.min_ignore_score
+            x, y, w, h = keypoint_box(kp[sure, :2] if sure.any() else kp[:, :2])
             m = cfg.ignore_margin * max(w, h, 8.0)
             x0, y0 = np.clip([x - m, y - m], 0, [W, H])
             x1, y1 = np.clip([x + w + m, y + h + m], 0, [W, H])
