@@ -236,9 +236,9 @@ def train(
         except ValueError:
             raise PosevidError(f"--mix must be numbers separated by commas, got {mix!r}") from None
         recipe = dict(data=tuple(data or ()), mix=shares, model=model, image_root=image_root, clip_len=clip_len,
-                      batch=batch, steps=steps, lr=lr, input_size=input_size, zoom=zoom_range, offset_loss_weight=offset_weight,
-                      temporal=not no_temporal, freeze_frame_net=freeze_frame_net, freeze_encoder=freeze_encoder,
-                      encoder_lr=encoder_lr, occlude=occlude, blur=blur,
+                      batch=batch, steps=steps, lr=lr, input_size=input_size, zoom=zoom_range,
+                      offset_loss_weight=offset_weight, temporal=not no_temporal, freeze_frame_net=freeze_frame_net,
+                      freeze_encoder=freeze_encoder, encoder_lr=encoder_lr, occlude=occlude, blur=blur,
                       frame_step=frame_step, seed=seed)
         if resume:  # what the command line leaves out comes from the checkpoint
             saved = saved_recipe(out)
