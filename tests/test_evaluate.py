@@ -574,7 +574,7 @@ def test_center_regression_end_to_end(tmp_path, tiny_models):
     assert r["median_error"]["network"] > 0 and r["median_error"]["mean_pose_oracle"] >= 0
     assert 0 <= r["left_right_swapped_closer"] <= 1
     assert 0 <= r["heatmap_median_error"]["network"] <= 0.5 and r["heatmap_median_error"]["chance"] > 0.2
-    assert set(r["per_keypoint"]) == set(COCO.names)
+    assert set(r["per_keypoint"]) == set(COCO.names) and "heatmap" in r["per_keypoint"]["nose"]
 
 
 def test_the_hand_boxed_example_clip_loads_as_ground_truth():

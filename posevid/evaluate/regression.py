@@ -123,5 +123,5 @@ def regression_summary(net: list[np.ndarray], swapped: list[np.ndarray], people:
             "median_error": {"network": med(net_err), "mean_pose_oracle": med(oracle)},
             "heatmap_median_error": {"network": med(hm_err), "chance": HEATMAP_CHANCE, "window": HEATMAP_WINDOW},
             "left_right_swapped_closer": float(closer.mean()) if len(closer) else None,
-            "per_keypoint": {name: {"network": med(net_err[:, k]), "mean_pose_oracle": med(oracle[:, k])}
-                             for k, name in enumerate(COCO.names)}}
+            "per_keypoint": {name: {"network": med(net_err[:, k]), "mean_pose_oracle": med(oracle[:, k]),
+                                    "heatmap": med(hm_err[:, k])} for k, name in enumerate(COCO.names)}}
