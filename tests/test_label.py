@@ -49,15 +49,13 @@ class _StandIn:
     """Answers like Teacher: one person whose pose scales with the image; on their crop, someone else
     scoring higher first, then the same person scoring higher than on the whole image."""
 
-    size = 256
-
     def multi_size(self, image, sizes, min_score):
         h, w = image.shape[:2]
         kp = _pose(w * 0.25, h * 0.1)
         kp[:, :2] *= [w / 200, h / 200]
         return kp[None], np.array([0.6])
 
-    def on_crop(self, image, crop, min_score):
+    def on_crop(self, image, crop, min_score, size=None):
         kp, _ = self.multi_size(image, (), min_score)
         other = kp + [60.0, 0.0, 0.0]
         return np.concatenate([other, kp + [1.0, 0.0, 0.0]]), np.array([0.9, 0.7])

@@ -87,24 +87,19 @@ def teacher_poses(teacher, image_bgr: np.ndarray, cfg: LabelConfig = LabelConfig
 
     kp, scores = teacher.multi_size(image_bgr, sizes=cfg.sizes, min_score=cfg.min_ignore_score)
     kp, scores = kp.copy(), scores.copy()
-    size = teacher.size
-    teacher.size = cfg.crop_size
-    try:
-        for i in range(len(kp)):
-            seen = kp[i, kp[i, :, 2] >= cfg.min_keypoint_score, :2]
-            if len(seen) < 2:
-                continue
-            try:
-                crop = crop_box(keypoint_box(seen), image_bgr.shape[:2])
-            except ValueError:
-                continue
-            ckp, cs = teacher.on_crop(image_bgr, crop, cfg.min_ignore_score)
-            oks = [pose_oks(c, kp[i], cfg.min_keypoint_score) or 0.0 for c in ckp]
-            j = int(np.argmax(oks)) if oks else -1
-            if j >= 0 and oks[j] >= 0.5 and cs[j] > scores[i]:
-                kp[i], scores[i] = ckp[j], cs[j]
-    finally:
-        teacher.size = size
+    for i in range(len(kp)):
+        seen = kp[i, kp[i, :, 2] >= cfg.min_keypoint_score, :2]
+        if len(seen) < 2:
+            continue
+        try:
+            crop = crop_box(keypoint_box(seen), image_bgr.shape[:2])
+        except ValueError:
+            continue
+        ckp, cs = teacher.on_crop(image_bgr, crop, cfg.min_ignore_score, size=cfg.crop_size)
+        oks = [pose_oks(c, kp[i], cfg.min_keypoint_score) or 0.0 for c in ckp]
+        j = int(np.argmax(oks)) if oks else -1
+        if j >= 0 and oks[j] >= 0.5 and cs[j] > scores[i]:
+            kp[i], scores[i] = ckp[j], cs[j]
     return kp, scores
 
 

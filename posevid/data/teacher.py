@@ -155,8 +155,10 @@ class Teacher:
         self.input_name = self.session.get_inputs()[0].name
         self.size = size
 
-    def __call__(self, image_bgr: np.ndarray, min_score: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-        x, box = letterbox(image_bgr, self.size)
+    def __call__(self, image_bgr: np.ndarray, min_score: float = 0.1,
+                 size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Poses at input size `size` (longer side) or else the teacher's own."""
+        x, box = letterbox(image_bgr, size or self.size)
         (out,) = self.session.run(None, {self.input_name: x})
         return decode_output(out, box, min_score)
 
@@ -164,24 +166,17 @@ class Teacher:
                    oks_threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
         """Run at several input sizes (MoveNet finds large people at small sizes and small people at
         large ones) and merge the poses with `merge_poses`."""
-        size = self.size
-        try:
-            runs = []
-            for s in sizes:
-                self.size = s
-                runs.append(self(image_bgr, min_score))
-        finally:
-            self.size = size
+        runs = [self(image_bgr, min_score, s) for s in sizes]
         kp = np.concatenate([r[0] for r in runs]).reshape(-1, 17, 3)
         sc = np.concatenate([r[1] for r in runs])
         keep = merge_poses(kp, sc, oks_threshold=oks_threshold)
         return kp[keep], sc[keep]
 
-    def on_crop(self, image_bgr: np.ndarray, crop: tuple[int, int, int, int],
-                min_score: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-        """Run on image[y0:y1, x0:x1] (enlarged to the teacher's size) and map back to the image."""
+    def on_crop(self, image_bgr: np.ndarray, crop: tuple[int, int, int, int], min_score: float = 0.1,
+                size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Run on image[y0:y1, x0:x1] (enlarged to `size`, or else the teacher's) and map back to the image."""
         x0, y0, x1, y1 = crop
-        kp, scores = self(np.ascontiguousarray(image_bgr[y0:y1, x0:x1]), min_score)
+        kp, scores = self(np.ascontiguousarray(image_bgr[y0:y1, x0:x1]), min_score, size)
         kp = kp.copy()
         kp[:, :, 0] += x0
         kp[:, :, 1] += y0
