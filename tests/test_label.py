@@ -90,6 +90,25 @@ def test_label_footage_writes_what_training_reads(tmp_path):
         L.label_footage([str(src)], out, _StandIn(), cfg)
 
 
+class _TwoPeople(_StandIn):
+    """Two people in every frame, none found again on their crops."""
+
+    def multi_size(self, image, sizes, min_score):
+        h, w = image.shape[:2]
+        return np.stack([_pose(w * 0.1, h * 0.1), _pose(w * 0.6, h * 0.1)]), np.array([0.8, 0.7])
+
+    def on_crop(self, image, crop, min_score, size=None):
+        return np.zeros((0, 17, 3)), np.zeros(0)
+
+
+def test_label_footage_numbers_people_consecutively(tmp_path):
+    src = tmp_path / "src.mp4"
+    write_video(str(src), [np.zeros((400, 300, 3), np.uint8)] * 3, 10.0, 18)
+    data = L.label_footage([str(src)], tmp_path / "out", _TwoPeople())
+    assert [a["id"] for a in data["annotations"]] == list(range(1, 7))
+    assert [a["image_id"] for a in data["annotations"]] == [1, 1, 2, 2, 3, 3]
+
+
 def test_cli_label_refuses_missing_files_and_a_missing_teacher_in_one_line(tmp_path):
     from typer.testing import CliRunner
 

@@ -131,7 +131,8 @@ def label_footage(sources: list[str], out_dir: str | os.PathLike, teacher, cfg: 
         image_id = len(images) + 1
         images.append({"id": image_id, **entry, "width": img.shape[1], "height": img.shape[0],
                        "ignore_regions_x": [p[0::2] for p in ignore], "ignore_regions_y": [p[1::2] for p in ignore]})
-        annotations.extend({"id": len(annotations) + i + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+        first_id = len(annotations) + 1  # fixed before extend: the list grows while the generator runs
+        annotations.extend({"id": first_id + i, "image_id": image_id, "category_id": 1, "iscrowd": 0,
                             "track_id": -1, **p} for i, p in enumerate(people))
 
     for n, src in enumerate(sources, start=1):
