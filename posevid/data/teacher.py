@@ -104,19 +104,18 @@ def crop_box(box_xywh, image_hw: tuple[int, int], margin: float = 0.5) -> tuple[
 
 
 def pose_oks(a: np.ndarray, b: np.ndarray, min_kp_score: float = 0.3) -> float | None:
-    """OKS of teacher pose `a` against pose `b` ((17, 3) as (x, y, score)) with COCO's sigmas over the
-    keypoints both have at `min_kp_score` or above, `b`'s keypoint box area as the scale; None when
-    they share no keypoint or `b` has fewer than 2."""
-    from posevid.skeleton import COCO
+    """OKS of teacher pose `a` against pose `b` ((17, 3) as (x, y, score)) over the keypoints both have at
+    `min_kp_score` or above, with `b`'s keypoint box area (at least 1 px²) as the scale
+    (`posevid.metrics.pose_oks`); None when they share no such keypoint or `b` has fewer than 2."""
+    from posevid.metrics import pose_area
+    from posevid.metrics import pose_oks as oks
 
     va, vb = a[:, 2] >= min_kp_score, b[:, 2] >= min_kp_score
-    both = va & vb
-    if not both.any() or vb.sum() < 2:
+    if not (va & vb).any() or vb.sum() < 2:
         return None
-    xy = b[vb, :2]
-    area = max(float(np.prod(xy.max(0) - xy.min(0))), 1.0)
-    d2 = ((a[both, :2] - b[both, :2]) ** 2).sum(-1)
-    return float(np.exp(-d2 / (2 * area * (2 * COCO.sigmas_array()[both]) ** 2)).mean())
+    above = np.nextafter(min_kp_score, -np.inf)  # metrics counts scores above its threshold; these count from it
+    area = max(float(pose_area(b[None], threshold=above)[0]), 1.0)
+    return float(oks(a[None], b[None], np.array([area]), threshold=above)[0, 0])
 
 
 def merge_poses(keypoints: np.ndarray, scores: np.ndarray, min_kp_score: float = 0.3,
