@@ -65,12 +65,12 @@ class TrainConfig:
         if not self.data:
             raise PosevidError("no training data: pass --data DIR_OR_FILE")
         self.zoom = tuple(float(z) for z in self.zoom)
+        if len(self.zoom) != 2 or not 0 < self.zoom[0] <= self.zoom[1]:
+            raise PosevidError(f"--zoom must be MIN,MAX with 0 < MIN <= MAX, got {self.zoom}")
         self.mix = tuple(float(m) for m in self.mix)
         if self.mix and (len(self.mix) != len(self.data) or min(self.mix) < 0 or sum(self.mix) <= 0):
             raise PosevidError(f"--mix needs one non-negative share per --data ({len(self.data)}), not all zero; "
                                f"got {','.join(f'{m:g}' for m in self.mix)}")
-        if len(self.zoom) != 2 or not 0 < self.zoom[0] <= self.zoom[1]:
-            raise PosevidError(f"--zoom must be MIN,MAX with 0 < MIN <= MAX, got {self.zoom}")
         if self.input_size % 32:
             raise PosevidError(f"--input-size must be a multiple of 32, got {self.input_size}")
         if not self.offset_loss_weight > 0:
