@@ -26,6 +26,7 @@ def read_manifest(name: str) -> dict:
 def test_every_named_model_runs(name):
     torch.manual_seed(0)
     model = build_model(model_config(name)).eval()
+    torch.nn.init.normal_(model.temporal.out.weight, std=0.1)  # a trained GRU (an identity one is skipped)
     with torch.no_grad():
         out = model(torch.rand(1, 3, 64, 96) * 255)
     k = model.cfg.num_keypoints
@@ -153,6 +154,12 @@ def test_gru_identity_start_and_state_carry():
         b = frame_only(x1)
         assert b.state is None
         assert torch.equal(a.heatmaps, b.heatmaps) and torch.equal(a.offsets, b.offsets)
+        # at inference the identity GRU is skipped altogether: the state passes through untouched
+        temporal.temporal.gates.forward = None  # would raise if called
+        assert temporal(x1, None).state is None
+        s0 = torch.randn(1, model_config("lite").temporal_channels, 16, 16)
+        assert temporal(x1, s0).state is s0
+        del temporal.temporal.gates.forward
         # once the GRU's output projection is non-zero, the carried state changes the next frame's output
         torch.nn.init.normal_(temporal.temporal.out.weight, std=0.1)
         s = temporal(x1, None).state
@@ -169,6 +176,7 @@ def test_gru_update_floor_makes_old_state_fade(tmp_path):
     h0 = torch.randn(1, 4, 5, 5)
     for floor in (0.0, 0.5):
         gru = ConvGRU(8, 4, min_update=floor).eval()
+        torch.nn.init.normal_(gru.out.weight, std=0.1)  # trained (an identity GRU is skipped in eval mode)
         with torch.no_grad():
             gru.gates.bias.fill_(-30.0)  # gates closed: z = floor, r = 0, so h1 = (1 - floor) h0 + floor q
             q = torch.tanh(gru.candidate(torch.cat([gru.project(x), torch.zeros_like(h0)], 1)))
