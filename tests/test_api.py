@@ -104,6 +104,7 @@ def test_result_types_are_exported():
 
 def test_gru_state_of_the_wrong_shape_is_an_error():
     gru = ConvGRU(8, 4).eval()
+    torch.nn.init.normal_(gru.out.weight, std=0.1)  # trained: an identity GRU is skipped in eval mode
     x = torch.randn(2, 8, 5, 6)
     with torch.no_grad():
         _, h = gru(x, None)  # None: a stream's start
@@ -113,7 +114,11 @@ def test_gru_state_of_the_wrong_shape_is_an_error():
             with pytest.raises(ValueError, match=r"ConvGRU state has shape .* expected \(2, 4, 5, 6\)"):
                 gru(x, bad)
     model = DEKR(model_config("lite")).eval()
+    torch.nn.init.normal_(model.temporal.out.weight, std=0.1)
     with torch.no_grad():
         state = model(torch.zeros(1, 3, 64, 64)).state
+        with pytest.raises(ValueError, match="pass None to start a new stream"):
+            model(torch.zeros(1, 3, 96, 64), state)  # another frame size, same state
+        torch.nn.init.zeros_(model.temporal.out.weight)  # skipped at identity, the state is still checked
         with pytest.raises(ValueError, match="pass None to start a new stream"):
             model(torch.zeros(1, 3, 96, 64), state)  # another frame size, same state

@@ -42,14 +42,15 @@ class ConvGRU(nn.Module):
 
         In eval mode an identity GRU is skipped: x and h come back as they are (h may stay None), which
         saves its cost (14 % of `small`'s network at 256) where the weights never trained it."""
+        expected = (x.shape[0], self.hidden, *x.shape[2:])
+        if h is not None and h.shape != expected:
+            raise ValueError(f"ConvGRU state has shape {tuple(h.shape)}, expected {expected} for input "
+                             f"{tuple(x.shape)}; pass None to start a new stream")
         if not self.training and self.is_identity:
             return x, h
         u = self.project(x)  # (N, hidden, H, W)
         if h is None:  # a stream's start
             h = torch.zeros_like(u)
-        elif h.shape != u.shape:
-            raise ValueError(f"ConvGRU state has shape {tuple(h.shape)}, expected {tuple(u.shape)} for input "
-                             f"{tuple(x.shape)}; pass None to start a new stream")
         z, r = torch.sigmoid(self.gates(torch.cat([u, h], 1))).chunk(2, dim=1)
         z = self.min_update + (1 - self.min_update) * z
         q = torch.tanh(self.candidate(torch.cat([u, r * h], 1)))
