@@ -110,7 +110,7 @@ class Predictor:
                                             pose_map(offsets[1, t]), self.skeleton.flip_index, plan.out_w)
             else:
                 heat = heatmaps[0, t]
-                poses = pose_map(self._sparse_offsets(heat[-1], out.offset_features[0, t]))
+                poses = pose_map(self._sparse_offsets(heat[-1], out.features[0, t]))
             found = decode(heat, poses, self.config.max_people, self.config.center_threshold,
                            snap_radius=self.snap_radius)
             found = found.select(found.scores >= self.config.threshold)
@@ -119,12 +119,12 @@ class Predictor:
             results.append(FrameResult(found, nms_score, cut and t == 0))
         return results
 
-    def _sparse_offsets(self, center: torch.Tensor, offset_features: torch.Tensor) -> torch.Tensor:
+    def _sparse_offsets(self, center: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """(2K, h, w) offsets, computed only at the centres `decode` will keep (`center_peaks` with its
         settings) and zero elsewhere: what decode reads of them equals the dense maps."""
         idx, _ = center_peaks(center, self.config.max_people, self.config.center_threshold)
         k2 = 2 * self.model.cfg.num_keypoints
         offsets = torch.zeros(k2, center.numel())
         if len(idx):
-            offsets[:, idx] = self.model.offsets_at(offset_features, idx.to(offset_features.device)).float().cpu().T
+            offsets[:, idx] = self.model.offsets_at(features, idx.to(features.device)).float().cpu().T
         return offsets.view(k2, *center.shape)

@@ -270,10 +270,12 @@ def test_regression_at_chosen_pixels_equals_the_dense_maps(name, blocks):
             block.bn.running_var.uniform_(0.5, 2.0)
     for final in model.offset_final_layer:
         final.weight.data.mul_(20)  # offsets of several pixels, as trained ones are
-    k = model.cfg.num_keypoints
-    features = torch.randn(k * model.cfg.offset_channels, 16, 24)  # what transition_offset gives
+    model.transition_offset[1].running_mean.uniform_(-0.5, 0.5)  # computed sparsely too with one block
+    model.transition_offset[1].running_var.uniform_(0.5, 2.0)
+    features = torch.randn(model.cfg.fused_channels, 16, 24)  # the fused features run_clip gives
     with torch.no_grad():
-        dense = offsets_grouped(features[None], model.offset_feature_layers, model.offset_final_layer)[0].flatten(1)
+        dense = offsets_grouped(model.transition_offset(features[None]), model.offset_feature_layers,
+                                model.offset_final_layer)[0].flatten(1)
         index = torch.tensor([0, 23, 24, 200, 383, 370, 17])  # corners, edges, inside of the 16×24 map
         sparse = model.offsets_at(features, index)
     assert dense.std(1).mean() > 0.5  # offsets vary from pixel to pixel: the comparison is not trivial

@@ -32,7 +32,7 @@ class DEKROutput(NamedTuple):
 
 class ClipFeatures(NamedTuple):
     heatmaps: torch.Tensor  # (N, T, K+1, H/4, W/4)
-    offset_features: torch.Tensor  # (N, T, K·C, H/4, W/4): input of the K regression branches
+    features: torch.Tensor  # (N, T, C_f, H/4, W/4): the fused features both heads read
     state: torch.Tensor | None
 
 
@@ -69,11 +69,12 @@ class PoseHeads(nn.Module):
         """
         heatmaps, features, state = self.run_clip(x, state)
         n, t = x.shape[:2]
-        offsets = offsets_grouped(features.flatten(0, 1), self.offset_feature_layers, self.offset_final_layer)
+        offsets = offsets_grouped(self.transition_offset(features.flatten(0, 1)), self.offset_feature_layers,
+                                  self.offset_final_layer)
         return DEKROutput(heatmaps, offsets.unflatten(0, (n, t)), state)
 
     def run_clip(self, x: torch.Tensor, state: torch.Tensor | None = None) -> ClipFeatures:
-        """Everything but the regression branches: heatmaps, and the features the branches read, so that
+        """Everything but the regression: heatmaps, and the fused features the regression reads, so that
         inference can regress only at the centres that survive local NMS (`offsets_at`)."""
         if x.shape[-1] % 32 or x.shape[-2] % 32:
             raise ValueError(f"input height and width must be multiples of 32, got {tuple(x.shape[-2:])}")
@@ -87,13 +88,12 @@ class PoseHeads(nn.Module):
                 steps.append(f)
             features = torch.stack(steps, 1).flatten(0, 1)
         heatmaps = self.head_heatmap[1](self.head_heatmap[0](self.transition_heatmap(features)))
-        offset_features = self.transition_offset(features)
-        return ClipFeatures(heatmaps.unflatten(0, (n, t)), offset_features.unflatten(0, (n, t)), state)
+        return ClipFeatures(heatmaps.unflatten(0, (n, t)), features.unflatten(0, (n, t)), state)
 
-    def offsets_at(self, offset_features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """The regression of one frame at chosen map pixels only: offset_features (K·C, h, w) from
-        `run_clip`, index (P,) flat pixel indices → (P, 2K), equal to the dense offsets there."""
-        return offsets_at(offset_features, index, self.offset_feature_layers, self.offset_final_layer)
+    def offsets_at(self, features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """The regression of one frame at chosen map pixels only: features (C_f, h, w) from `run_clip`,
+        index (P,) flat pixel indices → (P, 2K), equal to the dense offsets there."""
+        return offsets_at(features, index, self.offset_feature_layers, self.offset_final_layer, self.transition_offset)
 
 
 class DEKR(PoseHeads, HRNet):

@@ -143,49 +143,97 @@ def _adaptive_step(x: torch.Tensor, blocks: list[AdaptBlock]) -> torch.Tensor:
     return F.relu(out + x)
 
 
-def offsets_at(x: torch.Tensor, index: torch.Tensor, features: nn.ModuleList, finals: nn.ModuleList) -> torch.Tensor:
+def offsets_at(x: torch.Tensor, index: torch.Tensor, features: nn.ModuleList, finals: nn.ModuleList,
+               transition: nn.Sequential | None = None) -> torch.Tensor:
     """The branches' output at chosen pixels only (inference): x (K·C, H, W) of one frame, index (P,) flat
     pixel indices → (P, 2K), equal to `offsets_grouped` read at those pixels.
 
-    Every block but the last runs densely (the next block samples its output anywhere); the last one
-    and the final 1×1 convs are computed at the P pixels, which is most of the head's cost saved.
+    With `transition` (the 1×1 conv + BN + ReLU that makes the branches' input), x is the fused features
+    it reads (C_f, H, W). Every block but the last runs densely (the next block samples its output
+    anywhere); the last one and the final 1×1 convs are computed at the P pixels, and with one block per
+    branch so is the transition, at the few pixels that block reads: most of the head's cost saved.
     """
     if features[0][0].bn.training:
         raise RuntimeError("offsets_at uses BatchNorm's running statistics: call model.eval() first")
     depth = len(features[0])
+    if transition is not None and depth > 1:
+        x, transition = transition(x[None])[0], None
     for d in range(depth - 1):
         x = _adaptive_step(x[None], [f[d] for f in features])[0]
     blocks = [f[depth - 1] for f in features]
-    k = len(blocks)
-    kc, h, w = x.shape
-    c, p = kc // k, index.numel()
-    xk = x.view(k, c, h, w)
+    k, c = len(blocks), blocks[0].adapt_conv.weight.shape[0]
+    h, w = x.shape[-2:]
+    p = index.numel()
+    values_at = _pixels(x.view(k, c, h, w)) if transition is None else _transition_pixels(x, transition, k)
     qy, qx = index // w, index % w
     grid = blocks[0].regular_matrix  # (2, 9): row 0 dy, row 1 dx, kernel points row-major
     gy, gx = grid.long()
-    # 3×3 neighbourhoods of the P pixels (zero outside, as the dense conv's padding): (K, P, C·9)
-    padded = F.pad(xk, (1, 1, 1, 1))
-    patch = padded[:, :, qy[:, None] + 1 + gy, qx[:, None] + 1 + gx].permute(0, 2, 1, 3).reshape(k, p, c * 9)
+    # 3×3 neighbourhoods of the P pixels (zero outside, as the dense conv's padding): (K, P, C, 9)
+    patch = values_at((qy[:, None] + gy).flatten(), (qx[:, None] + gx).flatten()).view(k, c, p, 9).transpose(1, 2)
     weight = torch.stack([torch.cat((b.transform_matrix_conv.weight, b.translation_conv.weight)).reshape(6, c * 9)
                           for b in blocks])  # (K, 6, C·9)
     bias = torch.stack([torch.cat((b.transform_matrix_conv.bias, b.translation_conv.bias)) for b in blocks])
-    params = torch.einsum("kpj,koj->kpo", patch, weight) + bias[:, None]  # (K, P, 6)
+    params = torch.einsum("kpj,koj->kpo", patch.reshape(k, p, c * 9), weight) + bias[:, None]  # (K, P, 6)
     moved = params[..., :4].reshape(k, p, 2, 2) @ grid  # (K, P, 2, 9): A_q g
     py = qy[:, None].to(x.dtype) + moved[:, :, 0] + params[..., 4:5]
     px = qx[:, None].to(x.dtype) + moved[:, :, 1] + params[..., 5:6]
-    norm = torch.stack((px * (2.0 / max(w - 1, 1)) - 1.0, py * (2.0 / max(h - 1, 1)) - 1.0), -1)  # as sample_points
-    cols = F.grid_sample(xk, norm, mode="bilinear", padding_mode="zeros", align_corners=True)  # (K, C, P, 9)
-    cols = cols.permute(0, 2, 1, 3).reshape(k, p, c * 9)
+    cols = _bilinear(values_at, py, px).transpose(1, 2).reshape(k, p, c * 9)  # as sample_points
     wd = torch.stack([b.adapt_conv.weight.reshape(c, c * 9) for b in blocks])  # (K, C, C·9)
     out = torch.einsum("kpj,koj->kpo", cols, wd)  # (K, P, C)
-    bn = [b.bn for b in blocks]
-    scale = torch.stack([m.weight / torch.sqrt(m.running_var + m.eps) for m in bn])  # (K, C)
-    shift = torch.stack([m.bias - m.running_mean * s for m, s in zip(bn, scale)])
-    out = F.relu(out * scale[:, None] + shift[:, None] + xk[:, :, qy, qx].permute(0, 2, 1))
+    scale, shift = _bn_affine([b.bn for b in blocks])
+    out = F.relu(out * scale[:, None] + shift[:, None] + patch[..., 4])  # kernel point 4: the pixel itself
     final_w = torch.stack([f.weight.reshape(2, c) for f in finals])  # (K, 2, C)
     final_b = torch.stack([f.bias for f in finals])
     offsets = torch.einsum("kpc,koc->kpo", out, final_w) + final_b[:, None]  # (K, P, 2)
     return offsets.permute(1, 0, 2).reshape(p, 2 * k)
+
+
+def _bn_affine(bns: list[nn.BatchNorm2d]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inference BatchNorm of each module as scale and shift: (len(bns), C) each."""
+    scale = torch.stack([m.weight / torch.sqrt(m.running_var + m.eps) for m in bns])
+    return scale, torch.stack([m.bias - m.running_mean * s for m, s in zip(bns, scale)])
+
+
+def _pixels(xk: torch.Tensor):
+    """Reader of (K, C, H, W) at integer pixels: positions (M,) shared or (K, M) per branch → (K, C, M),
+    zero outside the map."""
+    k, _, h, w = xk.shape
+
+    def values_at(qy: torch.Tensor, qx: torch.Tensor) -> torch.Tensor:
+        qy, qx = qy.expand(k, -1), qx.expand(k, -1)
+        inside = (qy >= 0) & (qy < h) & (qx >= 0) & (qx < w)
+        v = xk[torch.arange(k)[:, None], :, qy.clamp(0, h - 1), qx.clamp(0, w - 1)]  # (K, M, C)
+        return (v * inside[..., None]).transpose(1, 2)
+    return values_at
+
+
+def _transition_pixels(fused: torch.Tensor, transition: nn.Sequential, k: int):
+    """Like `_pixels` for transition(fused), computing the 1×1 conv + BN + ReLU only at the pixels read."""
+    conv, bn = transition[0], transition[1]
+    cf, h, w = fused.shape
+    weight = conv.weight.view(k, -1, cf)  # (K, C, C_f)
+    scale, shift = (t.view(k, -1, 1) for t in _bn_affine([bn]))
+
+    def values_at(qy: torch.Tensor, qx: torch.Tensor) -> torch.Tensor:
+        inside = (qy >= 0) & (qy < h) & (qx >= 0) & (qx < w)
+        f = fused[:, qy.clamp(0, h - 1), qx.clamp(0, w - 1)]  # (C_f, M) or (C_f, K, M)
+        v = (torch.einsum("fm,kcf->kcm", f, weight) if f.dim() == 2 else torch.einsum("fkm,kcf->kcm", f, weight))
+        return F.relu(v * scale + shift) * inside.expand(k, -1)[:, None]
+    return values_at
+
+
+def _bilinear(values_at, py: torch.Tensor, px: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples at (K, P, 9) positions from an integer-pixel reader, zero outside the map (as
+    `sample_points`) → (K, C, P, 9)."""
+    y0, x0 = py.floor(), px.floor()
+    wy, wx = py - y0, px - x0
+    y0, x0 = y0.long(), x0.long()
+    k = py.shape[0]
+    out = 0.0
+    for dy, dx, wt in ((0, 0, (1 - wy) * (1 - wx)), (0, 1, (1 - wy) * wx), (1, 0, wy * (1 - wx)), (1, 1, wy * wx)):
+        v = values_at((y0 + dy).reshape(k, -1), (x0 + dx).reshape(k, -1))  # (K, C, P·9)
+        out = out + v.view(k, -1, *py.shape[1:]) * wt[:, None]
+    return out
 
 
 def _grouped_batch_norm(x: torch.Tensor, bns: list[nn.BatchNorm2d]) -> torch.Tensor:
