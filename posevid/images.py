@@ -66,6 +66,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
         partial.write_bytes(data.tobytes())
         os.replace(partial, path)
     except OSError as e:
-        partial.unlink(missing_ok=True)
         raise PosevidError(f"cannot write {path}: {e.strerror or e}") from None
+    finally:  # also on Ctrl-C: no half-written file stays behind (after the rename there is none)
+        partial.unlink(missing_ok=True)
     return path

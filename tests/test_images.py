@@ -119,3 +119,15 @@ def test_bad_images_are_one_line_errors_and_leave_no_output(weights, tmp_path):
         assert name in line
     assert stdout.count("ok ") == 1  # the good image is still processed
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.pose.jpg", "good.pose.jsonl"]
+
+
+def test_interrupted_image_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    from posevid import images
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(images.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        images.write_image(tmp_path / "photo.pose.jpg", np.zeros((8, 8, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
