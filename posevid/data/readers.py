@@ -45,13 +45,18 @@ class VideoRecord:
     frames: list[FrameRecord]  # sorted by frame_id
 
 
-def _keypoint_map(names: list[str]) -> np.ndarray:
+def keypoint_map(names: list[str]) -> np.ndarray:
     """Index into the file's keypoints for each COCO keypoint (-1 where the file lacks it)."""
     return np.array([names.index(n) if n in names else -1 for n in COCO.names])
 
 
 def read_annotations(path: str) -> list[VideoRecord]:
     """Videos (stills are one-frame videos) with their annotations, in the file's image order."""
+    return videos_from_coco(load_annotation_json(path))
+
+
+def load_annotation_json(path: str) -> dict:
+    """The parsed file; PosevidError naming it when it is missing, not JSON or not COCO-shaped."""
     try:
         with open(path) as f:
             data = json.load(f)
@@ -61,10 +66,15 @@ def read_annotations(path: str) -> list[VideoRecord]:
         raise PosevidError(f"{path} is not valid JSON: {e}") from None
     if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
         raise PosevidError(f"{path} is not a COCO-style annotation file (needs 'images' and 'annotations')")
+    return data
+
+
+def videos_from_coco(data: dict) -> list[VideoRecord]:
+    """`read_annotations` of an already parsed file."""
     cats = {c["id"]: c for c in data.get("categories", [])}
     person = next((c for c in cats.values() if c.get("name") == "person"), None)
     names = list(person["keypoints"]) if person and "keypoints" in person else list(COCO.names)
-    kmap = _keypoint_map(names)
+    kmap = keypoint_map(names)
 
     by_image: dict[int, list] = {}
     for a in data["annotations"]:

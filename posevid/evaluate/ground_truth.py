@@ -2,14 +2,13 @@
 boxes the other metrics take. `load_ground_truth` reads the file; `ground_truth_from_coco` is pure."""
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from posevid.data.readers import VideoRecord, read_annotations
+from posevid.data.readers import VideoRecord, keypoint_map, load_annotation_json, videos_from_coco
 from posevid.errors import PosevidError
 from posevid.skeleton import COCO
 
@@ -43,23 +42,21 @@ def load_ground_truth(path: str | os.PathLike) -> GroundTruth:
     if path.is_dir():
         raise PosevidError(f"{path}: is a directory, not an annotation file")
     try:
-        videos = read_annotations(str(path))  # checks existence, JSON and the COCO shape
-        with open(path) as f:
-            data = json.load(f)
-        return ground_truth_from_coco(path, data, videos)
+        data = load_annotation_json(str(path))  # checks existence, JSON and the COCO shape
+        return ground_truth_from_coco(path, data, videos_from_coco(data))
     except (KeyError, TypeError, ValueError, IndexError) as e:  # COCO-shaped but malformed entries
         raise PosevidError(f"{path}: malformed annotation file ({type(e).__name__}: {e})") from None
 
 
 def ground_truth_from_coco(path: Path, data: dict, videos: list[VideoRecord]) -> GroundTruth:
-    """The GroundTruth of an annotation file's parsed JSON `data` (`videos`: read_annotations' view of it).
+    """The GroundTruth of an annotation file's parsed JSON `data` (`videos`: videos_from_coco's view of it).
 
     Keypoints are reordered by the person category's keypoint names into COCO order; a missing bbox is
     the tight box of the labelled keypoints and a missing area the box's w × h."""
     cats = data.get("categories") or []
     person = next((c for c in cats if c.get("name") == "person"), None)
     names = list(person["keypoints"]) if person and "keypoints" in person else list(COCO.names)
-    kmap = np.array([names.index(n) if n in names else -1 for n in COCO.names])  # file slot per COCO slot
+    kmap = keypoint_map(names)  # file slot per COCO slot
     images, labelled = [], set()
     for img in data["images"]:
         images.append({"id": int(img["id"]), "file_name": img.get("file_name", ""),
