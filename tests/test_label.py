@@ -122,3 +122,46 @@ def test_cli_label_refuses_missing_files_and_a_missing_teacher_in_one_line(tmp_p
         assert result.exit_code == 1 and "Traceback" not in result.output
         assert result.output.startswith("error: ") and message in result.output and result.output.count("\n") == 1
     assert not (tmp_path / "out").exists()  # nothing half-written
+    result = CliRunner().invoke(app, ["data", "teacher-score", str(tmp_path / "a.json"), "--teacher",
+                                      str(tmp_path / "none.onnx")])
+    assert result.exit_code == 1 and result.output.startswith("error: ") and result.output.count("\n") == 1
+
+
+def test_teacher_results_score_the_teacher_against_the_labels(tmp_path):
+    """teacher-score's path: every labelled frame through the teacher, then COCO AP: labels given back
+    score 1, labels moved by a tenth of the person score less."""
+    from posevid.evaluate.accuracy import coco_keypoint_ap
+
+    rng = np.random.default_rng(0)
+    poses = {}
+    images, anns = [], []
+    for i in (1, 2):
+        cv2.imwrite(str(tmp_path / f"p{i}.png"), rng.integers(0, 255, (240, 200, 3), np.uint8))
+        kp = _pose(20 * i, 10)
+        kp[:, 2] = 2
+        poses[i] = kp
+        images.append({"id": i, "file_name": f"p{i}.png", "width": 200, "height": 240})
+        anns.append({"id": i, "image_id": i, "category_id": 1, "iscrowd": 0, "num_keypoints": 17,
+                     "keypoints": kp.reshape(-1).tolist(), "bbox": [20 * i, 10, 32, 80], "area": 32 * 80})
+    path = tmp_path / "annotations.json"
+    path.write_text(json.dumps({"images": images, "annotations": anns,
+                                "categories": [{"id": 1, "name": "person"}]}))
+
+    class Oracle:
+        shift = 0.0
+        sizes = []
+
+        def __call__(self, image, size=None):
+            self.sizes.append(size)
+            i = 1 if image.tobytes() == cv2.imread(str(tmp_path / "p1.png")).tobytes() else 2
+            kp = poses[i].copy()
+            kp[:, :2] += self.shift
+            kp[:, 2] = 0.9
+            return kp[None], np.array([0.9])
+
+    teacher = Oracle()
+    gt, results = L.teacher_results(path, teacher, size=384)
+    assert teacher.sizes == [384, 384] and len(results) == 2
+    assert coco_keypoint_ap(gt, results)["AP"] == pytest.approx(1.0)
+    teacher.shift = 9.0  # about a tenth of the person's size
+    assert coco_keypoint_ap(*L.teacher_results(path, teacher))["AP"] < 0.9

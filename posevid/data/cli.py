@@ -127,6 +127,29 @@ def label(
                f"people-frames -> {out}")
 
 
+@app.command("teacher-score")
+def teacher_score(
+    annotations: Annotated[str, typer.Argument(help="Annotation file (e.g. posevid/data/devset/annotations.json).")],
+    size: Annotated[int, typer.Option(help="The teacher's input size (longer side).")] = 256,
+    teacher: Annotated[Optional[str], typer.Option(help="Teacher ONNX file [default: `make teacher`'s].")] = None,
+) -> None:
+    """COCO keypoint AP of the MoveNet teacher alone on an annotation file: the reference for posevid's
+    models (biased upward where the teacher drafted the labels; needs `make teacher`)."""
+    from posevid.data.label import teacher_results
+    from posevid.data.teacher import Teacher
+    from posevid.evaluate.accuracy import AP_KEYS, coco_keypoint_ap
+
+    try:
+        try:
+            model = Teacher(teacher)
+        except RuntimeError as e:
+            raise PosevidError(str(e)) from None
+        ap = coco_keypoint_ap(*teacher_results(annotations, model, size))
+    except PosevidError as e:
+        raise _fail(str(e)) from None
+    typer.echo(f"teacher at {size}: " + "  ".join(f"{k} {'n/a' if ap[k] is None else f'{ap[k]:.3f}'}" for k in AP_KEYS))
+
+
 @app.command()
 def show(
     data_dir: Annotated[str, typer.Argument(help="A dataset folder with annotations.json (e.g. from `synth`).")],

@@ -168,3 +168,23 @@ def label_footage(sources: list[str], out_dir: str | os.PathLike, teacher, cfg: 
     tmp.write_text(json.dumps(data))
     tmp.replace(out / "annotations.json")
     return data
+
+
+def teacher_results(annotations: str | os.PathLike, teacher, size: int = 256) -> tuple[dict, list[dict]]:
+    """The teacher alone, one pass at input size `size`, on every scored frame of an annotation file:
+    (the file's COCO ground truth, the teacher's poses as COCO results). With
+    `posevid.evaluate.accuracy.coco_keypoint_ap` this is the reference `posevid data teacher-score` prints
+    (biased upward on labels the teacher drafted)."""
+    from posevid.data.readers import load_frame
+    from posevid.evaluate.accuracy import pose_results
+    from posevid.evaluate.ground_truth import load_ground_truth
+
+    gt = load_ground_truth(annotations)
+    root = str(Path(annotations).parent)
+    results = []
+    for video in gt.videos:
+        for frame in video.frames:
+            if frame.image_id not in gt.labelled:
+                continue
+            results += pose_results(frame.image_id, *teacher(load_frame(root, frame), size=size))
+    return gt.coco, results

@@ -73,12 +73,13 @@ def oks_score(frames: list[FrameEval]) -> tuple[float | None, int]:
 
 def coco_results(frames: list[FrameEval]) -> list[dict]:
     """Predictions in COCO results format: image_id, category_id 1, keypoints (51 floats), score."""
-    out = []
-    for fr in frames:
-        for kp, score in zip(np.asarray(fr.pred, np.float64), np.asarray(fr.scores, np.float64)):
-            out.append({"image_id": int(fr.image_id), "category_id": 1,
-                        "keypoints": [round(float(v), 3) for v in kp.reshape(-1)], "score": float(score)})
-    return out
+    return [r for fr in frames for r in pose_results(fr.image_id, fr.pred, fr.scores)]
+
+
+def pose_results(image_id: int, pred: np.ndarray, scores: np.ndarray) -> list[dict]:
+    """One image's poses (P, K, 3) with scores (P,) in COCO results format."""
+    return [{"image_id": int(image_id), "category_id": 1, "keypoints": [round(float(v), 3) for v in kp.reshape(-1)],
+             "score": float(score)} for kp, score in zip(np.asarray(pred, np.float64), np.asarray(scores, np.float64))]
 
 
 AP_KEYS = ("AP", "AP50", "AP75", "APM", "APL")
