@@ -10,6 +10,7 @@ import torch
 from posevid.decode import Poses, center_peaks, decode, merge_flipped, pose_map
 from posevid.frames import STRIDE, Resize, to_tensor
 from posevid.model.dekr import PoseHeads
+from posevid.model.inference import inference_copy
 from posevid.skeleton import COCO, Skeleton
 
 
@@ -38,7 +39,7 @@ class Predictor:
 
     def __init__(self, model: PoseHeads, config: PredictConfig | None = None, device: str | torch.device = "cpu",
                  skeleton: Skeleton = COCO):
-        self.model = model.eval().to(device)
+        self.model = inference_copy(model).to(device)  # `model` itself is left as it is
         self.config = config or PredictConfig()
         self.device = torch.device(device)
         self.skeleton = skeleton

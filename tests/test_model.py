@@ -282,6 +282,35 @@ def test_regression_at_chosen_pixels_equals_the_dense_maps(name, blocks):
     assert torch.allclose(sparse, dense[:, index].T, atol=1e-4)
 
 
+@pytest.mark.parametrize("name", ["small", "effnet"])
+def test_inference_copy_computes_what_the_model_computes(name):
+    """Predictor's copy (BatchNorm folded into the convolutions, channels-last weights) gives the same
+    heatmaps, fused features and regression as the model, whose own BatchNorms stay untouched."""
+    from posevid.model.inference import inference_copy
+
+    torch.manual_seed(2)
+    model = build_model(model_config(name)).eval()
+    torch.nn.init.normal_(model.temporal.out.weight, std=0.1)  # a trained GRU: its projection's BN is used
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in bns:  # non-trivial statistics and affine parameters, so that folding matters
+        m.running_mean.uniform_(-0.5, 0.5)
+        m.running_var.uniform_(0.5, 2.0)
+        m.weight.data.uniform_(0.5, 1.5)
+        m.bias.data.uniform_(-0.2, 0.2)
+    fast = inference_copy(model)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == len(bns)
+    left = [m for m in fast.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(left) < len(bns) // 3  # most are folded (the offset head's remain, read by offsets_at)
+    x = torch.rand(1, 2, 3, 64, 96) * 255
+    with torch.no_grad():
+        ref, out = model.run_clip(x), fast.run_clip(x)
+        index = torch.tensor([0, 100, 383])
+        ref_off, off = model.offsets_at(ref.features[0, 1], index), fast.offsets_at(out.features[0, 1], index)
+    for a, b in ((ref.heatmaps, out.heatmaps), (ref.features, out.features), (ref.state, out.state), (ref_off, off)):
+        assert a.abs().max() > 0.01
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
 def test_networks_take_0_255_rgb_and_normalise_inside():
     hr, eff = build_model(model_config("lite")), build_model(model_config("effnet"))
     assert hr.input_mean.flatten().tolist() == pytest.approx([123.675, 116.28, 103.53])

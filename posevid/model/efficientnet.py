@@ -31,6 +31,8 @@ TAP_CHANNELS = (24, 40, 112, 320)
 class MBConv(nn.Module):
     """Inverted residual: 1×1 expand → k×k depthwise (stride s) → 1×1 project; identity shortcut when shapes allow."""
 
+    conv_bn_pairs = (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
+
     def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int):
         super().__init__()
         mid = cin * expand
@@ -55,6 +57,8 @@ class MBConv(nn.Module):
 class EfficientNetLite0(nn.Module):
     """The ImageNet classifier; `features` gives the stride 4/8/16/32 maps a dense predictor needs.
     `classifier=False` leaves out the 1×1 head and the classifier, which a pose network does not use."""
+
+    conv_bn_pairs = (("_conv_stem", "_bn0"), ("_conv_head", "_bn1"))
 
     def __init__(self, num_classes: int = 1000, classifier: bool = True):
         super().__init__()

@@ -20,6 +20,7 @@ def conv3x3(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Conv2
 
 class BasicBlock(nn.Module):
     expansion = 1
+    conv_bn_pairs = (("conv1", "bn1"), ("conv2", "bn2"))  # BatchNorm applied straight to a conv's output
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
                  dilation: int = 1):
@@ -40,6 +41,7 @@ class BasicBlock(nn.Module):
 
 class Bottleneck(nn.Module):
     expansion = 4
+    conv_bn_pairs = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
                  dilation: int = 1):
@@ -149,6 +151,8 @@ class HRNet(nn.Module):
     Attributes are created under the official names (conv1, bn1, conv2, bn2, layer1, transition1..,
     stage2..) because DEKR subclasses this and its state_dict must match official checkpoints.
     """
+
+    conv_bn_pairs = (("conv1", "bn1"), ("conv2", "bn2"))  # the stem
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
