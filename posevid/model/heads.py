@@ -197,12 +197,13 @@ def _bn_affine(bns: list[nn.BatchNorm2d]) -> tuple[torch.Tensor, torch.Tensor]:
 def _pixels(xk: torch.Tensor):
     """Reader of (K, C, H, W) at integer pixels: positions (M,) shared or (K, M) per branch → (K, C, M),
     zero outside the map."""
-    k, _, h, w = xk.shape
+    k, c, h, w = xk.shape
+    rows = xk.permute(0, 2, 3, 1).reshape(k, h * w, c)  # gathering whole pixels is far faster than per channel
 
     def values_at(qy: torch.Tensor, qx: torch.Tensor) -> torch.Tensor:
         qy, qx = qy.expand(k, -1), qx.expand(k, -1)
         inside = (qy >= 0) & (qy < h) & (qx >= 0) & (qx < w)
-        v = xk[torch.arange(k)[:, None], :, qy.clamp(0, h - 1), qx.clamp(0, w - 1)]  # (K, M, C)
+        v = rows[torch.arange(k)[:, None], qy.clamp(0, h - 1) * w + qx.clamp(0, w - 1)]  # (K, M, C)
         return (v * inside[..., None]).transpose(1, 2)
     return values_at
 
@@ -211,13 +212,15 @@ def _transition_pixels(fused: torch.Tensor, transition: nn.Sequential, k: int):
     """Like `_pixels` for transition(fused), computing the 1×1 conv + BN + ReLU only at the pixels read."""
     conv, bn = transition[0], transition[1]
     cf, h, w = fused.shape
+    rows = fused.permute(1, 2, 0).reshape(h * w, cf)  # as in `_pixels`; a view of channels-last features
     weight = conv.weight.view(k, -1, cf)  # (K, C, C_f)
     scale, shift = (t.view(k, -1, 1) for t in _bn_affine([bn]))
 
     def values_at(qy: torch.Tensor, qx: torch.Tensor) -> torch.Tensor:
         inside = (qy >= 0) & (qy < h) & (qx >= 0) & (qx < w)
-        f = fused[:, qy.clamp(0, h - 1), qx.clamp(0, w - 1)]  # (C_f, M) or (C_f, K, M)
-        v = (torch.einsum("fm,kcf->kcm", f, weight) if f.dim() == 2 else torch.einsum("fkm,kcf->kcm", f, weight))
+        q = qy.clamp(0, h - 1) * w + qx.clamp(0, w - 1)
+        f = rows.index_select(0, q.flatten()).view(*q.shape, cf)  # (M, C_f) or (K, M, C_f)
+        v = (torch.einsum("mf,kcf->kcm", f, weight) if f.dim() == 2 else torch.einsum("kmf,kcf->kcm", f, weight))
         return F.relu(v * scale + shift) * inside.expand(k, -1)[:, None]
     return values_at
 
