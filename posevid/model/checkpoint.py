@@ -18,6 +18,7 @@ FORMAT = "posevid.checkpoint/1"
 # model's weights: put the file in posevid/weights/ and add its line here.
 SHIPPED_WEIGHTS = {
     "small": "posevid_small.pt",
+    "effnet": "posevid_effnet.pt",  # opt-in: better on real people, slower (its model card)
 }
 
 
