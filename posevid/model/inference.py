@@ -1,8 +1,7 @@
 """An inference-only copy of a network: BatchNorm folded into convolutions, channels-last weights.
 
-On 2 CPU cores this takes about a third off `small`'s backbone at input 256 (oneDNN runs its
-convolutions faster in channels-last, and a folded BatchNorm costs nothing); the outputs are the same up
-to float rounding. The copy must not be trained: its BatchNorm layers are gone.
+Faster on CPU (oneDNN runs its convolutions faster in channels-last, and a folded BatchNorm costs
+nothing; docs/benchmark.md); the outputs are the same up to float rounding. The copy must not be trained: its BatchNorm layers are gone.
 """
 from __future__ import annotations
 
