@@ -155,6 +155,8 @@ def main() -> None:
         common = ["--weights", str(weights), "--out", str(tmp / "out")]
         default_case = f"{m} 640x272 (input {size}), video out"
         results[default_case] = run_infer([str(short), *common])
+        # `--precision auto` (the default) is bf16 on CPUs that compute it natively: float32 beside it
+        results[f"{m} 640x272 (input {size}), fp32, video out"] = run_infer([str(short), *common, "--precision", "fp32"])
         if size != 128:
             results[f"{m} 640x272, input 128, video out"] = run_infer([str(short), *common, "--input-size", "128"])
         results[f"{m} 640x272, keypoints only"] = run_infer([str(short), *common, "--no-video"])
@@ -183,8 +185,11 @@ def main() -> None:
     synth = subprocess.run([sys.executable, "-m", "posevid.data.bench"], capture_output=True, text=True)
     import torch
 
+    from posevid.model.inference import resolve_precision
+
     print(f"posevid bench — torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{os.cpu_count()} CPUs; {m}: {weights_note}; lite, hrnet_w32: random weights")
+          f"{os.cpu_count()} CPUs; {m}: {weights_note}; lite, hrnet_w32: random weights; "
+          f"precision auto = {resolve_precision('auto', torch.device('cpu'))} here")
     print(f"{'case':52} {'frames':>6} {'frames/s':>9} {'s/frame':>8} {'wall s':>7} {'RSS MB':>7} {'+ffmpeg':>8}")
     for name, r in results.items():
         if "frames" not in r:

@@ -10,7 +10,7 @@ import torch
 from posevid.decode import Poses, center_peaks, decode, merge_flipped, pose_map
 from posevid.frames import STRIDE, Resize, to_tensor
 from posevid.model.dekr import PoseHeads
-from posevid.model.inference import inference_copy
+from posevid.model.inference import inference_copy, resolve_precision
 from posevid.skeleton import COCO, Skeleton
 
 
@@ -25,6 +25,9 @@ class PredictConfig:
     input_size: int | None = None  # shorter input side; None = the model's own
     scene_cut: float = 0.2  # mean absolute thumbnail difference (0..1) that resets the GRU state
     snap_radius: float | None = None  # keypoints move to heatmap peaks within this × pose size; None = the model's
+    # "fp32", "bf16" (the backbone in bfloat16: faster where the CPU has it, outputs differ slightly), or "auto":
+    # bf16 on CPUs that compute it natively, else fp32 (posevid.model.inference.resolve_precision)
+    precision: str = "auto"
 
 
 @dataclass
@@ -42,6 +45,7 @@ class Predictor:
         self.model = inference_copy(model).to(device)  # `model` itself is left as it is
         self.config = config or PredictConfig()
         self.device = torch.device(device)
+        self.precision = resolve_precision(self.config.precision, self.device)
         self.skeleton = skeleton
         self.input_size = self.config.input_size or model.cfg.input_size
         snap = self.config.snap_radius
@@ -97,12 +101,13 @@ class Predictor:
         streams = [torch.stack([to_tensor(im, plan, flip=flip)[0] for im in images])
                    for flip in ((False, True) if self.config.flip else (False,))]
         x = torch.stack(streams).to(self.device)  # (S, T, 3, H, W)
+        bf16 = self.precision == "bf16"
         if self.config.flip:  # merging the mirrored pass needs the dense maps
-            out = self.model.forward_clip(x, self._state)
-            heatmaps, offsets = out.heatmaps.float().cpu(), out.offsets.float().cpu()  # (S, T, C, h, w)
+            out = self.model.forward_clip(x, self._state, bf16)
+            offsets = out.offsets.float().cpu()  # (S, T, C, h, w)
         else:  # the regression is read at local-NMS centres only: compute it there (offsets_at)
-            out = self.model.run_clip(x, self._state)
-            heatmaps = out.heatmaps.float().cpu()
+            out = self.model.run_clip(x, self._state, bf16)
+        heatmaps = out.heatmaps.float().cpu()
         self._state = out.state
         results = []
         for t in range(len(images)):

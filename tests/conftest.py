@@ -130,6 +130,15 @@ def make_bad_clip(kind: str, folder: Path) -> Path:
     raise ValueError(f"unknown bad clip kind {kind!r}; known: {', '.join(BAD_KINDS)}")
 
 
+@pytest.fixture(autouse=True)
+def exact_arithmetic(monkeypatch):
+    """`precision="auto"` means float32 in tests on every machine, so that exactness checks do not depend on
+    the CPU; the bfloat16 path is tested where a test asks for it (tests/test_predict.py)."""
+    from posevid.model import inference
+
+    monkeypatch.setattr(inference, "native_bf16", lambda *a: False)
+
+
 @pytest.fixture
 def clip_factory(tmp_path):
     """clip_factory(name="clip.mp4", width=160, height=120, frames=12, fps="25", audio=False,

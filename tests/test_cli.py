@@ -260,6 +260,7 @@ def test_temporal_and_per_frame_twin_differ_only_through_the_gru(clip_factory, w
         outs[bool(flag)] = lines(out / "t.pose.jsonl")
     assert outs[False][0]["temporal"] is True and outs[True][0]["temporal"] is False
     assert outs[False][0]["snap_radius"] == 0.0  # DEKR decoding unless the weights or --snap say otherwise
+    assert outs[False][0]["precision"] == "fp32"  # "auto" on a CPU without native bf16 (conftest)
     kp = lambda f: np.array([p["keypoints"] for p in f["persons"]])  # noqa: E731
     assert not np.allclose(kp(outs[False][1][2]), kp(outs[True][1][2]))
 
@@ -275,13 +276,15 @@ def test_eval_command_on_own_annotations(weights, tmp_path):
     assert set(report["models"]) == {"temporal", "per-frame"}
     assert (tmp_path / "rep" / "annotations_nms_score.png").stat().st_size > 0
     code, stdout, stderr = run_eval("--annotations", ann, "--weights", weights, "--out", tmp_path / "rep2",
-                                    "--no-temporal", "--snap", "0.3", "--input-size", "64", "--regression")
+                                    "--no-temporal", "--snap", "0.3", "--input-size", "64", "--regression",
+                                    "--precision", "bf16")
     assert code == 0, stderr
     alone = json.loads((tmp_path / "rep2" / "annotations.json").read_text())
     assert "center_regression" not in report and alone["center_regression"]["people"] == 6
     assert "mean-pose oracle" in stdout
     assert set(alone["models"]) == {"per-frame"} and "temporal" not in stdout
     assert (alone["input_size"], alone["snap_radius"], report["snap_radius"]) == (64, 0.3, 0.0)
+    assert (alone["precision"], report["precision"]) == ("bf16", "fp32")
     assert alone["models"]["per-frame"]["oks_score"] != report["models"]["per-frame"]["oks_score"]
     identity = tmp_path / "identity.pt"  # a GRU that was never trained: scored once
     save_checkpoint(identity, DEKR(model_config("lite")))
@@ -332,13 +335,15 @@ def test_help_shows_the_defaults_written_in_brackets():
     assert "[default: shipped]" in result.output and "[default: the weights']" in result.output
 
 
-def test_infer_reports_people_at_the_library_default_threshold():
+def test_cli_defaults_are_the_library_defaults():
     # The CLI keeps its own literal (torch is imported lazily), so the two must not drift apart.
     import inspect
 
     from posevid import cli
 
     assert inspect.signature(cli.infer).parameters["threshold"].default == PredictConfig().threshold
+    for command in (cli.infer, cli.eval_):
+        assert inspect.signature(command).parameters["precision"].default.value == PredictConfig().precision
 
 
 def test_public_api_names_resolve():

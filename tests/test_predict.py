@@ -6,6 +6,7 @@ import torch
 
 from posevid.config import model_config
 from posevid.model import DEKR
+from posevid.model.inference import native_bf16, resolve_precision
 from posevid.predict import PredictConfig, Predictor
 
 
@@ -125,3 +126,58 @@ def test_regressing_only_at_kept_centres_gives_the_dense_decoding(model):
     assert len(got) == len(want) > 3
     np.testing.assert_allclose(got.keypoints, want.keypoints, atol=1e-3)
     np.testing.assert_allclose(got.scores, want.scores, atol=1e-5)
+
+
+def test_auto_precision_is_bf16_only_on_cpus_that_compute_it_natively(tmp_path, monkeypatch, model):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\n")
+    assert not native_bf16(info)  # AVX-512 without BF16: bfloat16 is emulated, slower than float32
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert native_bf16(info)
+    assert not native_bf16(tmp_path / "missing")  # no /proc/cpuinfo: not Linux, stay exact
+    from posevid.model import inference
+
+    cpu = torch.device("cpu")
+    for native, auto in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(inference, "native_bf16", lambda: native)
+        assert resolve_precision("auto", cpu) == auto
+        assert Predictor(model).precision == auto
+        assert resolve_precision("auto", torch.device("cuda")) == "fp32"
+        assert (resolve_precision("fp32", cpu), resolve_precision("bf16", cpu)) == ("fp32", "bf16")
+    with pytest.raises(ValueError, match="'fp16'"):
+        resolve_precision("fp16", cpu)
+
+
+def test_bf16_runs_the_backbone_in_bfloat16_and_the_rest_in_float32(model):
+    x = torch.rand(1, 2, 3, 96, 128) * 255
+    with torch.no_grad():
+        exact = model.run_clip(x)
+        fast = model.run_clip(x, bf16=True)
+    assert fast.features.dtype == fast.heatmaps.dtype == fast.state.dtype == torch.float32
+    assert not torch.equal(fast.features, exact.features)  # it did run in bfloat16
+    assert (fast.features - exact.features).norm() / exact.features.norm() < 0.03
+    assert (fast.heatmaps - exact.heatmaps).abs().max() < 0.01
+
+
+def test_bf16_finds_the_same_people_as_fp32_with_the_shipped_weights():
+    """The default model on frames of the example clip: every person fp32 reports, bf16 reports too (at most
+    one either way near the threshold), with keypoints within a pixel (measured: 0.03–0.25 px)."""
+    from pathlib import Path
+
+    from posevid.model import load_model
+    from posevid.video import probe, read_frames
+
+    model = load_model("small")
+    exact, fast = (Predictor(model, PredictConfig(precision=p)) for p in ("fp32", "bf16"))
+    video = probe(Path(__file__).resolve().parents[1] / "examples" / "pedestrians.mp4")
+    near = unmatched = total = 0
+    for frame in read_frames(video, max_frames=40):
+        if frame.index % 10:
+            continue
+        a, b = exact(frame.image).poses.keypoints[..., :2], fast(frame.image).poses.keypoints[..., :2]
+        total += len(a)
+        unmatched += abs(len(a) - len(b))
+        if len(a) and len(b):
+            dist = np.linalg.norm(a[:, None] - b[None], axis=-1).mean(-1)  # (A, B) mean keypoint distance
+            near += int((dist.min(1) < 1.0).sum())
+    assert total >= 10 and unmatched <= 1 and near >= total - 1

@@ -46,7 +46,8 @@ def evaluate(
         progress: optional callable(done_videos, total_videos).
         device: where the models run.
         batch: frames per `Predictor.predict` call (memory stays flat: one batch at a time).
-        predict: decoding settings (input size, flip, snapping); its threshold is replaced by `threshold`.
+        predict: decoding settings (input size, flip, snapping, precision); its threshold is replaced by
+            `threshold`.
 
     Every frame of a video goes through each predictor in order (the ConvGRU needs consecutive
     frames); predictions are kept only for the annotated, labelled frames.
@@ -97,7 +98,8 @@ def evaluate(
             progress(v_index + 1, len(gt.videos))
     models = [model_report(name, scored[m], gt.coco, nms_curves[m], people_at) for m, (name, _) in enumerate(named)]
     p = predictors[-1]
-    decoding = {"input_size": p.input_size, "flip": p.config.flip, "snap_radius": p.snap_radius}
+    decoding = {"input_size": p.input_size, "flip": p.config.flip, "snap_radius": p.snap_radius,
+                "precision": p.precision}
     return Report(str(annotations), names, float(threshold), models, decoding)
 
 

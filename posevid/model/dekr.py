@@ -61,25 +61,30 @@ class PoseHeads(nn.Module):
         out = self.forward_clip(x[:, None], state)
         return DEKROutput(out.heatmaps[:, 0], out.offsets[:, 0], out.state)
 
-    def forward_clip(self, x: torch.Tensor, state: torch.Tensor | None = None) -> DEKROutput:
+    def forward_clip(self, x: torch.Tensor, state: torch.Tensor | None = None, bf16: bool = False) -> DEKROutput:
         """T consecutive frames of N streams at once: x (N, T, 3, H, W) → outputs shaped (N, T, C, H/4, W/4).
 
         The backbone and the heads run on all N·T frames as one batch (faster than frame by frame); only
-        the ConvGRU steps through time. Training unrolls the GRU over clips with this.
+        the ConvGRU steps through time. Training unrolls the GRU over clips with this. bf16: see run_clip.
         """
-        heatmaps, features, state = self.run_clip(x, state)
+        heatmaps, features, state = self.run_clip(x, state, bf16)
         n, t = x.shape[:2]
         offsets = offsets_grouped(self.transition_offset(features.flatten(0, 1)), self.offset_feature_layers,
                                   self.offset_final_layer)
         return DEKROutput(heatmaps, offsets.unflatten(0, (n, t)), state)
 
-    def run_clip(self, x: torch.Tensor, state: torch.Tensor | None = None) -> ClipFeatures:
+    def run_clip(self, x: torch.Tensor, state: torch.Tensor | None = None, bf16: bool = False) -> ClipFeatures:
         """Everything but the regression: heatmaps, and the fused features the regression reads, so that
-        inference can regress only at the centres that survive local NMS (`offsets_at`)."""
+        inference can regress only at the centres that survive local NMS (`offsets_at`).
+
+        bf16: the backbone (most of the compute) in bfloat16, for inference on CPUs that compute it natively;
+        the GRU and the heads stay in float32: in bfloat16 they cost accuracy (docs/benchmark.md)."""
         if x.shape[-1] % 32 or x.shape[-2] % 32:
             raise ValueError(f"input height and width must be multiples of 32, got {tuple(x.shape[-2:])}")
         n, t = x.shape[:2]
-        features = self.backbone((x.flatten(0, 1) - self.input_mean) / self.input_std)  # (N·T, fused, H/4, W/4)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            features = self.backbone((x.flatten(0, 1) - self.input_mean) / self.input_std)  # (N·T, fused, H/4, W/4)
+        features = features.float()
         if self.temporal is not None:
             features = features.unflatten(0, (n, t))
             steps = []
