@@ -156,7 +156,8 @@ def main() -> None:
         default_case = f"{m} 640x272 (input {size}), video out"
         results[default_case] = run_infer([str(short), *common])
         # `--precision auto` (the default) is bf16 on CPUs that compute it natively: float32 beside it
-        results[f"{m} 640x272 (input {size}), fp32, video out"] = run_infer([str(short), *common, "--precision", "fp32"])
+        results[f"{m} 640x272 (input {size}), fp32, video out"] = run_infer(
+            [str(short), *common, "--precision", "fp32"])
         if size != 128:
             results[f"{m} 640x272, input 128, video out"] = run_infer([str(short), *common, "--input-size", "128"])
         results[f"{m} 640x272, keypoints only"] = run_infer([str(short), *common, "--no-video"])

@@ -39,7 +39,7 @@ class Precision(str, Enum):
     bf16 = "bf16"
 
 
-PRECISION_HELP = ("Arithmetic of the network: bf16 is faster on CPUs that compute it natively, with slightly "
+PRECISION_HELP = ("Arithmetic of the backbone: bf16 is faster on CPUs that compute it natively, with slightly "
                   "different outputs; auto: bf16 on such CPUs, else fp32.")
 
 

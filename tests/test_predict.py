@@ -131,7 +131,7 @@ def test_regressing_only_at_kept_centres_gives_the_dense_decoding(model):
 def test_auto_precision_is_bf16_only_on_cpus_that_compute_it_natively(tmp_path, monkeypatch, model):
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\n")
-    assert not native_bf16(info)  # AVX-512 without BF16: bfloat16 is emulated, slower than float32
+    assert not native_bf16(info)  # AVX-512 without BF16: bfloat16 is emulated there
     info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
     assert native_bf16(info)
     assert not native_bf16(tmp_path / "missing")  # no /proc/cpuinfo: not Linux, stay exact

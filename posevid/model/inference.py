@@ -3,8 +3,8 @@ the arithmetic it runs in.
 
 Faster on CPU (oneDNN runs its convolutions faster in channels-last, and a folded BatchNorm costs
 nothing; docs/benchmark.md); the outputs are the same up to float rounding. The copy must not be trained: its BatchNorm layers are gone.
-bfloat16 (`precision="bf16"`) is about 1.5–1.7× faster again on CPUs that compute it natively, with outputs
-that differ slightly (docs/benchmark.md has the measured effect on accuracy).
+The backbone in bfloat16 (`precision="bf16"`, applied by `PoseHeads.run_clip`) is faster again on CPUs that
+compute it natively, with outputs that differ slightly (measured speed and accuracy: docs/benchmark.md).
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ _NATIVE_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}  # x86 CPUs whose oneDNN kernel
 
 def native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
     """Whether this CPU computes bfloat16 natively (x86 AVX512-BF16 or AMX-BF16, read from /proc/cpuinfo).
-    Elsewhere bfloat16 is emulated and slower than float32, so "auto" keeps float32 there."""
+    Elsewhere bfloat16 is emulated, which usually makes it slower than float32, so "auto" keeps float32 there."""
     try:
         text = Path(cpuinfo).read_text()
     except OSError:  # not Linux: no way to tell, stay exact
