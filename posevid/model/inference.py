@@ -2,7 +2,8 @@
 the arithmetic it runs in.
 
 Faster on CPU (oneDNN runs its convolutions faster in channels-last, and a folded BatchNorm costs
-nothing; docs/benchmark.md); the outputs are the same up to float rounding. The copy must not be trained: its BatchNorm layers are gone.
+nothing; docs/benchmark.md); the outputs are the same up to float rounding. The copy must not be trained:
+its BatchNorm layers are gone.
 The backbone in bfloat16 (`precision="bf16"`, applied by `PoseHeads.run_clip`) is faster again on CPUs that
 compute it natively, with outputs that differ slightly (measured speed and accuracy: docs/benchmark.md).
 """
