@@ -157,6 +157,9 @@ def test_bf16_runs_the_backbone_in_bfloat16_and_the_rest_in_float32(model):
     assert not torch.equal(fast.features, exact.features)  # it did run in bfloat16
     assert (fast.features - exact.features).norm() / exact.features.norm() < 0.03
     assert (fast.heatmaps - exact.heatmaps).abs().max() < 0.01
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # the caller's autocast (train --amp)
+        amp = model.run_clip(x)
+    assert amp.features.dtype == amp.heatmaps.dtype == torch.bfloat16  # reaches the backbone and the heads
 
 
 def test_bf16_finds_the_same_people_as_fp32_with_the_shipped_weights():

@@ -7,6 +7,7 @@ Both take 0-255 RGB: the input normalisation is part of the network (non-persist
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import NamedTuple
 
 import torch
@@ -82,9 +83,11 @@ class PoseHeads(nn.Module):
         if x.shape[-1] % 32 or x.shape[-2] % 32:
             raise ValueError(f"input height and width must be multiples of 32, got {tuple(x.shape[-2:])}")
         n, t = x.shape[:2]
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        # not autocast(enabled=bf16): disabled, it would also switch off the caller's autocast (train --amp)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16) if bf16 else nullcontext():
             features = self.backbone((x.flatten(0, 1) - self.input_mean) / self.input_std)  # (N·T, fused, H/4, W/4)
-        features = features.float()
+        if bf16:
+            features = features.float()
         if self.temporal is not None:
             features = features.unflatten(0, (n, t))
             steps = []
