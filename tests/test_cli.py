@@ -344,6 +344,9 @@ def test_cli_defaults_are_the_library_defaults():
     assert inspect.signature(cli.infer).parameters["threshold"].default == PredictConfig().threshold
     for command in (cli.infer, cli.eval_):
         assert inspect.signature(command).parameters["precision"].default.value == PredictConfig().precision
+    from posevid.model.inference import PRECISIONS
+
+    assert tuple(p.value for p in cli.Precision) == PRECISIONS  # the CLI's twin (no torch import on --help)
 
 
 def test_public_api_names_resolve():
