@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from posevid.config import MODELS
+from posevid.config import MODELS, POSE_SCORES
 from posevid.data.cli import app as data_app
 from posevid.errors import PosevidError
 
@@ -41,6 +41,12 @@ class Precision(str, Enum):
 
 PRECISION_HELP = ("Arithmetic of the backbone: bf16 is faster on CPUs that compute it natively, with slightly "
                   "different outputs; auto: bf16 on such CPUs, else fp32.")
+
+
+PoseScore = Enum("PoseScore", {s.replace("-", "_"): s for s in POSE_SCORES}, type=str)
+POSE_SCORE_HELP = ("What a pose's score is: center-keypoints (DEKR's: center peak × mean keypoint score) or "
+                   "center (the center peak alone) [default: the weights'].")
+THRESHOLD_HELP = "Minimum pose score reported [default: the weights', 0.2 unless they store another]."
 
 
 class Format(str, Enum):
@@ -84,7 +90,7 @@ def resolve_weights(model: str, weights: Optional[Path]) -> Path:
     env = os.environ.get("POSEVID_WEIGHTS")
     if env:
         return Path(env)
-    from posevid.config import MODELS
+    from posevid.config import MODELS, POSE_SCORES
     from posevid.model.checkpoint import SHIPPED_WEIGHTS, shipped_weights
 
     if model in MODELS and model not in SHIPPED_WEIGHTS:
@@ -110,7 +116,8 @@ def infer(
     no_video: Annotated[bool, typer.Option("--no-video", help="Write keypoints only (no annotated video or "
                                                               "image).")] = False,
     no_temporal: Annotated[bool, typer.Option("--no-temporal", help="Per-frame DEKR: skip the ConvGRU.")] = False,
-    threshold: Annotated[float, typer.Option(help="Minimum pose score reported.")] = 0.2,  # PredictConfig's
+    threshold: Annotated[Optional[float], typer.Option(help=THRESHOLD_HELP)] = None,
+    pose_score: Annotated[Optional[PoseScore], typer.Option(help=POSE_SCORE_HELP)] = None,
     flip: Annotated[bool, typer.Option("--flip", help="Flip test: average with the mirrored frame (2× slower).")] = False,
     input_size: Annotated[Optional[int], typer.Option(help="Shorter input side in pixels, multiple of 32 "
                                                            "[default: the model's].")] = None,
@@ -153,10 +160,12 @@ def infer(
         path = resolve_weights(model or DEFAULT_MODEL, weights)
         predictor = load_predictor(model, path, device, not no_temporal,
                                    PredictConfig(threshold=threshold, flip=flip, input_size=input_size,
-                                                 snap_radius=snap, precision=precision.value))
+                                                 snap_radius=snap, precision=precision.value,
+                                                 pose_score=pose_score and pose_score.value))
         header = {"model": predictor.model.cfg.name, "weights": str(path), "weights_sha256": sha256_file(path),
                   "temporal": not no_temporal, "flip": flip, "input_size": predictor.input_size,
-                  "snap_radius": predictor.snap_radius, "threshold": threshold, "precision": predictor.precision}
+                  "snap_radius": predictor.snap_radius, "pose_score": predictor.pose_score,
+                  "threshold": predictor.threshold, "precision": predictor.precision}
         opts = InferOptions(out_dir=out, write_video=not no_video, coco=format == Format.coco, stride=stride,
                             batch=batch or predictor.model.cfg.infer_batch, start_frame=start_frame,
                             max_frames=max_frames, skip_existing=skip_existing, resume=resume, header=header)
@@ -295,6 +304,7 @@ def eval_(
     flip: Annotated[bool, typer.Option("--flip", help="Flip test.")] = False,
     snap: Annotated[Optional[float], typer.Option(help="Move keypoints to heatmap peaks within SNAP × pose "
                                                        "size; 0: DEKR's decoding [default: the weights'].")] = None,
+    pose_score: Annotated[Optional[PoseScore], typer.Option(help=POSE_SCORE_HELP)] = None,
     regression: Annotated[bool, typer.Option("--regression", help="Also read the offsets at the true person "
                                          "centers against a mean-pose oracle, and the keypoint heatmaps around "
                                          "the true keypoints against chance (training checks).")] = False,
@@ -333,7 +343,7 @@ def eval_(
         per_frame = load_model(model, path, temporal=False)
         report = evaluate(temporal, per_frame, annotations, videos, threshold=threshold, device=dev,
                           predict=PredictConfig(flip=flip, input_size=input_size, snap_radius=snap,
-                                                precision=precision.value))
+                                                precision=precision.value, pose_score=pose_score and pose_score.value))
         extra = {"weights": str(path)}
         if regression:
             extra["center_regression"] = center_regression(per_frame, annotations, videos, input_size, dev)
@@ -401,6 +411,10 @@ def export(
                                                              "weights [default: unchanged].")] = None,
     snap: Annotated[Optional[float], typer.Option(help="Default --snap stored with the weights "
                                                        "[default: unchanged].")] = None,
+    pose_score: Annotated[Optional[PoseScore], typer.Option(help="Default --pose-score stored with the weights "
+                                                                 "[default: unchanged].")] = None,
+    threshold: Annotated[Optional[float], typer.Option(help="Default --threshold stored with the weights "
+                                                            "[default: unchanged].")] = None,
 ) -> None:
     """Weights for shipping or sharing: the network and its config only (no optimiser state), optionally
     with other inference defaults; the source's step and training recipe are kept for the record."""
@@ -419,6 +433,12 @@ def export(
             cfg = replace(cfg, input_size=input_size)
         if snap is not None:
             cfg = replace(cfg, snap_radius=snap)
+        if pose_score is not None:
+            cfg = replace(cfg, pose_score=pose_score.value)
+        if threshold is not None:
+            if not 0 <= threshold <= 1:
+                raise PosevidError(f"--threshold must be within 0..1, got {threshold}")
+            cfg = replace(cfg, threshold=threshold)
         temporal = any(k.startswith("temporal.") for k in state)
         model = build_model(cfg, temporal=temporal)
         load_state(model, state, str(checkpoint))
@@ -429,7 +449,8 @@ def export(
         save_checkpoint(out, model, **record)
     except PosevidError as e:
         raise fail(str(e)) from None
-    typer.echo(f"{out}: model {cfg.name}, input size {cfg.input_size}, {out.stat().st_size / 1e6:.1f} MB")
+    typer.echo(f"{out}: model {cfg.name}, input size {cfg.input_size}, pose score {cfg.pose_score}, threshold "
+               f"{cfg.threshold:g}, {out.stat().st_size / 1e6:.1f} MB")
 
 
 def _interrupt_on_sigterm() -> None:

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+# What a pose's score is (decode.decode): "center-keypoints" is DEKR's, the center-heatmap peak times the mean
+# keypoint-heatmap value at the regressed keypoints; "center" is the peak alone, for weights whose keypoint
+# heatmaps rank people worse than their centers do (measured per model, in its card).
+POSE_SCORES = ("center-keypoints", "center")
+
 
 @dataclass(frozen=True)
 class StageConfig:
@@ -32,6 +37,10 @@ class ModelConfig:
     input_size: int = 512  # test-time size of the shorter image side (rounded to a multiple of 32)
     infer_batch: int = 1  # frames per network call in video inference (helps small models only)
     snap_radius: float = 0.0  # decoding default for these weights (decode.snap_to_peaks); 0 = DEKR's decoding
+    pose_score: str = "center-keypoints"  # decoding default for these weights: one of POSE_SCORES
+    # Minimum pose score reported by default: 0.2 has the best precision/recall balance (F1) of 0.1/0.2/0.3 on
+    # real and synthetic labelled people with small-v6 (docs/training-history.md); weights may store their own.
+    threshold: float = 0.2
 
     def __post_init__(self) -> None:
         if not self.stages:
@@ -47,6 +56,10 @@ class ModelConfig:
             raise ValueError(f"{self.name}: unknown encoder {self.encoder!r} (hrnet or efficientnet)")
         if self.encoder == "efficientnet" and (len(self.stages[0].channels) != 4 or self.fused_width < 1):
             raise ValueError(f"{self.name}: the efficientnet encoder fuses 4 branches into fused_width channels")
+        if self.pose_score not in POSE_SCORES:
+            raise ValueError(f"{self.name}: pose_score must be one of {', '.join(POSE_SCORES)}, got {self.pose_score!r}")
+        if not 0 <= self.threshold <= 1:
+            raise ValueError(f"{self.name}: threshold must be within 0..1, got {self.threshold}")
         if self.input_size % 32:
             raise ValueError(f"{self.name}: input_size must be a multiple of 32, got {self.input_size}")
 

@@ -3,7 +3,7 @@
 Steps, each a named function: offsets → pose map; (optional) merge with the mirrored pass; local NMS on
 the center heatmap; keypoints regressed at the kept centers; (optional) each regressed keypoint moved to
 the nearest peak of its own heatmap within a radius set by the pose's size (as CenterNet does; not in
-DEKR); keypoint scores read from the keypoint heatmaps at the final positions; pose NMS. Mapping to
+DEKR); keypoint scores read from the keypoint heatmaps at the final positions; pose scores; pose NMS. Mapping to
 source pixels happens in `frames.Resize`.
 """
 from __future__ import annotations
@@ -14,13 +14,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from posevid.config import POSE_SCORES
+
 
 @dataclass
 class Poses:
     """People found in one image. Coordinates are (x, y) in whatever frame the producer states."""
 
     keypoints: np.ndarray  # (P, K, 3): x, y, keypoint score
-    scores: np.ndarray  # (P,) pose score = center score × mean keypoint score
+    scores: np.ndarray  # (P,) pose score: center score × mean keypoint score, or center score (decode's pose_score)
     center_scores: np.ndarray  # (P,) peak value of the center heatmap that seeded each pose
 
     def __len__(self) -> int:
@@ -155,11 +157,15 @@ def pose_nms(keypoints: torch.Tensor, scores: torch.Tensor, dist_ratio: float = 
 
 def decode(heatmaps: torch.Tensor, poses: torch.Tensor, max_people: int = 30, center_threshold: float = 0.01,
            nms_kernel: int = 3, nms_dist_ratio: float = 0.05, nms_min_close: int = 8,
-           snap_radius: float = 0.0) -> Poses:
+           snap_radius: float = 0.0, pose_score: str = "center-keypoints") -> Poses:
     """heatmaps (K+1, h, w) and pose map (h, w, K, 2) of one image → Poses in map coordinates.
 
     snap_radius > 0 moves regressed keypoints to nearby heatmap peaks (`snap_to_peaks`); 0 is DEKR's decoding.
+    pose_score (config.POSE_SCORES): "center-keypoints", DEKR's center peak × mean keypoint score, or "center",
+    the center peak alone. Pose NMS keeps the higher-scoring of two duplicates, so it follows the choice.
     """
+    if pose_score not in POSE_SCORES:
+        raise ValueError(f"pose_score must be one of {', '.join(POSE_SCORES)}, got {pose_score!r}")
     k = heatmaps.shape[0] - 1
     h, w = heatmaps.shape[-2:]
     idx, center_scores = center_peaks(heatmaps[k], max_people, center_threshold, nms_kernel)
@@ -167,7 +173,7 @@ def decode(heatmaps: torch.Tensor, poses: torch.Tensor, max_people: int = 30, ce
     if snap_radius > 0 and len(idx):
         kpts = snap_to_peaks(kpts, *keypoint_peaks(heatmaps[:k]), snap_radius)
     kpt_scores = sample_bilinear(heatmaps[:k], kpts).clamp(0, 1)
-    scores = center_scores * kpt_scores.mean(1)
+    scores = center_scores if pose_score == "center" else center_scores * kpt_scores.mean(1)
     keep = pose_nms(kpts, scores, nms_dist_ratio, nms_min_close)
     out = torch.cat([kpts, kpt_scores[..., None]], -1)[keep]
     return Poses(out.numpy().astype(np.float64), scores[keep].numpy().astype(np.float64),

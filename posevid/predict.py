@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import torch
 
+from posevid.config import POSE_SCORES
 from posevid.decode import Poses, center_peaks, decode, merge_flipped, pose_map
 from posevid.frames import STRIDE, Resize, to_tensor
 from posevid.model.dekr import PoseHeads
@@ -16,15 +17,14 @@ from posevid.skeleton import COCO, Skeleton
 
 @dataclass
 class PredictConfig:
-    # Minimum pose score reported. 0.2 has the best precision/recall balance (F1) of 0.1/0.2/0.3 on real
-    # and synthetic labelled people with the then shipped weights (small-v6 in docs/training-history.md).
-    threshold: float = 0.2
+    threshold: float | None = None  # minimum pose score reported; None = the model's (ModelConfig.threshold)
     center_threshold: float = 0.01  # minimum center-heatmap peak considered a person candidate
     max_people: int = 30
     flip: bool = False  # average with a pass on the mirrored frame (2× slower, slightly more accurate)
     input_size: int | None = None  # shorter input side; None = the model's own
     scene_cut: float = 0.2  # mean absolute thumbnail difference (0..1) that resets the GRU state
     snap_radius: float | None = None  # keypoints move to heatmap peaks within this × pose size; None = the model's
+    pose_score: str | None = None  # config.POSE_SCORES; None = the model's
     # "fp32", "bf16" (the backbone in bfloat16: faster where the CPU has it, outputs differ slightly), or "auto":
     # bf16 on CPUs that compute it natively, else fp32 (posevid.model.inference.resolve_precision)
     precision: str = "auto"
@@ -48,8 +48,13 @@ class Predictor:
         self.precision = resolve_precision(self.config.precision, self.device)
         self.skeleton = skeleton
         self.input_size = self.config.input_size or model.cfg.input_size
-        snap = self.config.snap_radius
-        self.snap_radius = model.cfg.snap_radius if snap is None else snap
+        # Decoding settings the config leaves open are the weights' own (ModelConfig).
+        c, m = self.config, model.cfg
+        self.snap_radius = m.snap_radius if c.snap_radius is None else c.snap_radius
+        self.pose_score = m.pose_score if c.pose_score is None else c.pose_score
+        self.threshold = m.threshold if c.threshold is None else c.threshold
+        if self.pose_score not in POSE_SCORES:
+            raise ValueError(f"pose_score must be one of {', '.join(POSE_SCORES)}, got {self.pose_score!r}")
         self.reset()
 
     def reset(self) -> None:
@@ -118,8 +123,8 @@ class Predictor:
                 heat = heatmaps[0, t]
                 poses = pose_map(self._sparse_offsets(heat[-1], out.features[0, t]))
             found = decode(heat, poses, self.config.max_people, self.config.center_threshold,
-                           snap_radius=self.snap_radius)
-            found = found.select(found.scores >= self.config.threshold)
+                           snap_radius=self.snap_radius, pose_score=self.pose_score)
+            found = found.select(found.scores >= self.threshold)
             found.keypoints[..., :2] = plan.to_source(found.keypoints[..., :2] * STRIDE)
             nms_score = float(found.center_scores.mean()) if len(found) else 0.0
             results.append(FrameResult(found, nms_score, cut and t == 0))

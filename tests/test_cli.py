@@ -68,6 +68,7 @@ def test_video_and_keypoints_with_audio(clip_factory, weights, tmp_path):
     header, frames = lines(out / "talk.pose.jsonl")
     assert header["fps"] == "30000/1001" and header["frame_count"] == 15 and header["model"] == "lite"
     assert len(header["weights_sha256"]) == 64
+    assert (header["threshold"], header["pose_score"]) == (0.0, "center-keypoints")  # as resolved
     assert [f["frame"] for f in frames] == list(range(15))
     assert frames[1]["pts_ms"] == pytest.approx(1001 / 30, abs=0.01)
     assert all(f["persons"] for f in frames)  # the test network "sees" people
@@ -341,7 +342,9 @@ def test_cli_defaults_are_the_library_defaults():
 
     from posevid import cli
 
-    assert inspect.signature(cli.infer).parameters["threshold"].default == PredictConfig().threshold
+    for command in (cli.infer, cli.eval_):  # None: the weights' own setting
+        assert inspect.signature(command).parameters["pose_score"].default is PredictConfig().pose_score is None
+    assert inspect.signature(cli.infer).parameters["threshold"].default is PredictConfig().threshold is None
     for command in (cli.infer, cli.eval_):
         assert inspect.signature(command).parameters["precision"].default.value == PredictConfig().precision
     from posevid.model.inference import PRECISIONS
@@ -402,3 +405,15 @@ def test_export_strips_the_optimiser_and_sets_inference_defaults(tmp_path):
     assert result.exit_code == 1 and "not a PyTorch checkpoint" in result.stderr and not (tmp_path / "x.pt").exists()
     result = runner.invoke(app, ["export", str(tmp_path / "last.pt"), str(tmp_path / "y.pt"), "--input-size", "50"])
     assert result.exit_code == 1 and "--input-size" in result.stderr
+    result = runner.invoke(app, ["export", str(tmp_path / "last.pt"), str(tmp_path / "y.pt"), "--threshold", "1.5"])
+    assert result.exit_code == 1 and "--threshold" in result.stderr and not (tmp_path / "y.pt").exists()
+    # the decoding defaults travel with the weights; old files without them read DEKR's score at 0.2
+    result = runner.invoke(app, ["export", str(tmp_path / "last.pt"), str(tmp_path / "c.pt"),
+                                 "--pose-score", "center", "--threshold", "0.45"])
+    assert result.exit_code == 0, result.stderr
+    cfg = load_model(weights=tmp_path / "c.pt").cfg
+    assert (cfg.pose_score, cfg.threshold) == ("center", 0.45)
+    payload["config"].pop("pose_score"), payload["config"].pop("threshold")
+    torch.save(payload, tmp_path / "old.pt")
+    cfg = load_model(weights=tmp_path / "old.pt").cfg
+    assert (cfg.pose_score, cfg.threshold) == ("center-keypoints", 0.2)

@@ -73,6 +73,12 @@ def test_decode_recovers_two_people_exactly():
     # keypoint scores are the keypoint heatmaps at the regressed positions; pose score = center × mean
     assert np.all((poses.keypoints[..., 2] > 0.8) & (poses.keypoints[..., 2] <= 0.9))  # bilinear of the 0.9 peak
     assert np.allclose(poses.scores, poses.center_scores * poses.keypoints[..., 2].mean(1))
+    # pose_score="center": the center peak alone, the people and keypoints unchanged
+    centered = decode(heat, pose_map(off), pose_score="center")
+    assert np.allclose(centered.scores, centered.center_scores) and np.allclose(centered.scores[order], [0.9, 0.6])
+    assert np.allclose(np.sort(centered.keypoints, 0), np.sort(poses.keypoints, 0))
+    with pytest.raises(ValueError, match="pose_score"):
+        decode(heat, pose_map(off), pose_score="keypoints")
 
 
 def test_keypoint_peaks_with_quarter_pixel_step():

@@ -3,7 +3,9 @@ random-weight networks over a short clip and a still (structure only: random wei
 about accuracy)."""
 from __future__ import annotations
 
+import copy
 import json
+from dataclasses import replace
 from fractions import Fraction
 
 import cv2
@@ -463,7 +465,7 @@ def test_evaluate_end_to_end(tmp_path, tiny_models):
         assert m["local_nms_score"] is not None and 0 <= m["AP"] <= 1
         assert m["jitter_count"] >= 0 and m["matched"] >= 0
         # every labelled person is found or missed; people are counted as infer reports them by default
-        assert m["people"]["threshold"] == PredictConfig().threshold
+        assert m["people"]["threshold"] == tiny_models[1].cfg.threshold == 0.2
         assert m["people"]["found"] + m["people"]["missed"] == n_people
         assert 0 <= m["people"]["AP"] <= 1  # over every reported person, whatever the threshold
         # the tracker follows the reported people; switches are counted where a track is matched
@@ -475,6 +477,19 @@ def test_evaluate_end_to_end(tmp_path, tiny_models):
     alone = evaluate(None, tiny_models[1], path, threshold=0.0, batch=4).to_dict()
     assert list(alone["models"]) == ["per-frame"]
     assert alone["models"]["per-frame"] == d["models"]["per-frame"]
+
+
+def test_evaluate_counts_people_at_the_weights_threshold(tmp_path, tiny_models):
+    # People found / missed are counted as `posevid infer` reports them: at the weights' own threshold and
+    # pose score unless the decoding settings name others.
+    path = _write_dataset(tmp_path)
+    model = copy.deepcopy(tiny_models[1])
+    model.cfg = replace(model.cfg, threshold=0.37, pose_score="center")
+    d = evaluate(None, model, path, threshold=0.0, batch=4).to_dict()
+    assert d["models"]["per-frame"]["people"]["threshold"] == 0.37 and d["pose_score"] == "center"
+    d = evaluate(None, model, path, threshold=0.0, batch=4,
+                 predict=PredictConfig(threshold=0.5, pose_score="center-keypoints")).to_dict()
+    assert d["models"]["per-frame"]["people"]["threshold"] == 0.5 and d["pose_score"] == "center-keypoints"
 
 
 def test_evaluate_names_a_missing_video(tmp_path, tiny_models):

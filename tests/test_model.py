@@ -220,6 +220,15 @@ def test_posevid_checkpoint_carries_config(tmp_path):
     assert not list(tmp_path.glob("*.partial"))
 
 
+def test_config_refuses_unknown_decoding_defaults():
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="pose_score"):
+        replace(model_config("lite"), pose_score="keypoints")
+    with pytest.raises(ValueError, match="threshold"):
+        replace(model_config("lite"), threshold=-0.1)
+
+
 def test_bad_weights_are_one_line_errors(tmp_path):
     (tmp_path / "text.pth").write_text("not a checkpoint")
     with pytest.raises(PosevidError, match="not a PyTorch checkpoint"):

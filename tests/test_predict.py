@@ -90,6 +90,27 @@ def test_flip_test_runs_the_mirror_as_a_second_stream(model):
     assert not np.allclose(kp(a[2])[:3], kp(plain[2])[:3], atol=1e-3)  # the mirror pass changes the result
 
 
+def test_threshold_and_pose_score_default_to_the_weights_settings(model):
+    from dataclasses import replace
+
+    assert (Predictor(model).threshold, Predictor(model).pose_score) == (0.2, "center-keypoints")
+    own = DEKR(replace(model.cfg, threshold=0.6, pose_score="center"))
+    own.load_state_dict(model.state_dict())
+    own.eval()
+    assert (Predictor(own).threshold, Predictor(own).pose_score) == (0.6, "center")
+    given = Predictor(own, PredictConfig(threshold=0.1, pose_score="center-keypoints"))
+    assert (given.threshold, given.pose_score) == (0.1, "center-keypoints")
+    img = frames(8, 1)[0]
+    dekr = Predictor(model, PredictConfig(threshold=0))(img).poses
+    center = Predictor(own, PredictConfig(threshold=0))(img).poses
+    assert len(dekr) and np.allclose(center.scores, center.center_scores)
+    assert np.allclose(dekr.scores, dekr.center_scores * dekr.keypoints[..., 2].mean(1))
+    kept = Predictor(own)(img).poses  # the weights' threshold applies to their own score
+    assert (kept.scores >= 0.6).all() and len(kept) == (center.scores >= 0.6).sum()
+    with pytest.raises(ValueError, match="pose_score"):
+        Predictor(model, PredictConfig(pose_score="mean"))
+
+
 def test_snap_radius_defaults_to_the_weights_setting(model):
     from dataclasses import replace
 

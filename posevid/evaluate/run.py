@@ -46,8 +46,9 @@ def evaluate(
         progress: optional callable(done_videos, total_videos).
         device: where the models run.
         batch: frames per `Predictor.predict` call (memory stays flat: one batch at a time).
-        predict: decoding settings (input size, flip, snapping, precision); its threshold is replaced by
-            `threshold`.
+        predict: decoding settings (input size, flip, snapping, pose score, precision); the predictors
+            report from `threshold`, and people found / false / missed are counted at the larger of it and
+            `predict.threshold` (default: the weights' threshold), as `posevid infer` reports them.
 
     Every frame of a video goes through each predictor in order (the ConvGRU needs consecutive
     frames); predictions are kept only for the annotated, labelled frames.
@@ -66,7 +67,9 @@ def evaluate(
     scored: list[list[FrameEval]] = [[] for _ in named]
     nms_curves: list[list[list[float]]] = [[] for _ in named]
     names: list[str] = []
-    people_at = max(threshold, PredictConfig().threshold)  # people as `posevid infer` reports them by default
+    # people as `posevid infer` reports them by default: at the weights' threshold unless `predict` sets one
+    people_at = max(threshold, predict.threshold if predict and predict.threshold is not None
+                    else named[-1][1].cfg.threshold)
     trackers = [Tracker() for _ in named]  # and tracks them
     for v_index, video in enumerate(gt.videos):
         frame_of = {r.image_id: r for r in video.frames}
@@ -99,7 +102,7 @@ def evaluate(
     models = [model_report(name, scored[m], gt.coco, nms_curves[m], people_at) for m, (name, _) in enumerate(named)]
     p = predictors[-1]
     decoding = {"input_size": p.input_size, "flip": p.config.flip, "snap_radius": p.snap_radius,
-                "precision": p.precision}
+                "pose_score": p.pose_score, "precision": p.precision}
     return Report(str(annotations), names, float(threshold), models, decoding)
 
 
