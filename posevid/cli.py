@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from posevid.config import MODELS, POSE_SCORES
+from posevid.config import DEFAULT_MODEL, MODELS, POSE_SCORES
 from posevid.data.cli import app as data_app
 from posevid.errors import PosevidError
 
@@ -19,7 +19,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mts"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}  # posevid.images.IMAGE_SUFFIXES
-DEFAULT_MODEL = "small"  # its weights ship in the package (posevid.model.checkpoint.SHIPPED_WEIGHTS)
 
 
 @app.callback()
@@ -90,7 +89,7 @@ def resolve_weights(model: str, weights: Optional[Path]) -> Path:
     env = os.environ.get("POSEVID_WEIGHTS")
     if env:
         return Path(env)
-    from posevid.config import MODELS, POSE_SCORES
+    from posevid.config import DEFAULT_MODEL, MODELS, POSE_SCORES
     from posevid.model.checkpoint import SHIPPED_WEIGHTS, shipped_weights
 
     if model in MODELS and model not in SHIPPED_WEIGHTS:

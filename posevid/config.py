@@ -8,6 +8,10 @@ from dataclasses import asdict, dataclass
 # heatmaps rank people worse than their centers do (measured per model, in its card).
 POSE_SCORES = ("center-keypoints", "center")
 
+# The model `posevid infer`, `eval` and `train` use unless told otherwise; its weights ship in the package
+# (posevid.model.checkpoint.SHIPPED_WEIGHTS). effnet: it beats small on both real sets (README, Models).
+DEFAULT_MODEL = "effnet"
+
 
 @dataclass(frozen=True)
 class StageConfig:

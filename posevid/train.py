@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from posevid.config import ModelConfig, model_config
+from posevid.config import DEFAULT_MODEL, ModelConfig, model_config
 from posevid.errors import PosevidError
 from posevid.frames import STRIDE
 from posevid.model.checkpoint import load_state, read_weights, save_checkpoint
@@ -31,7 +31,7 @@ from posevid.model.dekr import PoseHeads, build_model
 class TrainConfig:
     out: Path  # run folder: checkpoints (last.pt), metrics.jsonl, config.json
     data: tuple[str, ...]  # annotation files, or folders holding annotations.json (synthetic, PoseTrack-style)
-    model: str = "small"
+    model: str = DEFAULT_MODEL
     image_root: str | None = None  # where COCO-style files' image paths start (default: the file's folder)
     mix: tuple[float, ...] = ()  # share of clips drawn from each data source; () = in proportion to their videos
     clip_len: int = 4  # T frames per clip; the GRU is unrolled (and back-propagated) over them

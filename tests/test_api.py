@@ -29,17 +29,21 @@ def test_every_shipped_file_is_package_data_of_a_known_model():
         assert path.parent.parent == Path(posevid.__file__).parent
 
 
-def test_shipped_effnet_finds_the_example_clips_people_with_few_phantoms():
-    """effnet's shipped weights at their own input size (384) on the 9 hand-boxed frames of the example
-    clip: most reports are people (model card: 97 %) and most people are found (65 %)."""
+def test_shipped_default_finds_the_example_clips_people_with_few_phantoms():
+    """The default model's shipped weights (effnet) with their own decoding defaults (input 384, pose score
+    = center peak, threshold 0.5) on the 9 hand-boxed frames of the example clip: most reports are people
+    (model card: 95 %) and most people are found (65 %)."""
     import numpy as np
 
     from posevid.evaluate.accuracy import people_found
     from posevid.evaluate.ground_truth import load_ground_truth
     from posevid.video import probe, read_frames
 
-    model = load_model("effnet")
-    assert model.cfg.input_size == 384 and model.temporal.is_identity
+    from posevid.config import DEFAULT_MODEL
+
+    model = load_model(DEFAULT_MODEL)
+    assert model.cfg.name == "effnet" and model.temporal.is_identity
+    assert (model.cfg.input_size, model.cfg.pose_score, model.cfg.threshold) == (384, "center", 0.5)
     gt = load_ground_truth(ROOT / "examples" / "pedestrians.people.json")
     boxes = {r.frame_id: gt.boxes_in(r.image_id)[0] for r in gt.videos[0].frames}
     predictor = posevid.Predictor(model)
@@ -47,7 +51,7 @@ def test_shipped_effnet_finds_the_example_clips_people_with_few_phantoms():
     for frame in read_frames(probe(ROOT / "examples" / "pedestrians.mp4"), max_frames=120):
         if frame.index in boxes:
             poses = predictor(frame.image).poses
-            f, fa, m = people_found(poses.keypoints, poses.scores, boxes[frame.index], 0.2)
+            f, fa, m = people_found(poses.keypoints, poses.scores, boxes[frame.index], predictor.threshold)
             found, false, missed = found + f, false + fa, missed + m
     assert found + missed == 54
     assert found / (found + false) >= 0.9 and found / 54 >= 0.55

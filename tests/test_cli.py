@@ -16,7 +16,7 @@ from conftest import BAD_KINDS, vfr_pts_ms
 from typer.testing import CliRunner
 
 from posevid.cli import app
-from posevid.config import model_config
+from posevid.config import DEFAULT_MODEL, model_config
 from posevid.infer import InferOptions, infer_video
 from posevid.model import DEKR, SHIPPED_WEIGHTS, load_model, save_checkpoint
 from posevid.outputs import read_keypoints
@@ -140,7 +140,7 @@ def test_missing_default_weights_is_explained(clip_factory, tmp_path, monkeypatc
     assert code == 1 and "no weights are shipped for model 'hrnet_w32'" in stderr and "--weights" in stderr
     code, _, stderr = infer(clip, "--model", "nonsense", "--out", tmp_path / "o")
     assert code == 1 and "unknown model 'nonsense'; known models:" in stderr
-    monkeypatch.setitem(SHIPPED_WEIGHTS, "small", "no_such_file.pt")  # a broken installation
+    monkeypatch.setitem(SHIPPED_WEIGHTS, DEFAULT_MODEL, "no_such_file.pt")  # a broken installation
     code, _, stderr = infer(clip, "--out", tmp_path / "o")
     assert code == 1 and "missing from this installation" in stderr
     assert not list((tmp_path / "o").iterdir())
