@@ -273,6 +273,9 @@ def test_people_found_counts_found_false_and_missed_people():
     f2.boxes = boxes[:1]
     summary = people_summary([f1, f2], 0.1)
     assert (summary["found"], summary["false"], summary["missed"]) == (1, 0, 2)
+    # the same counts at every threshold of the sweep: the 0.9 person is reported up to 0.90, not at 0.95
+    assert summary["by_threshold"]["0.90"] == [1, 0, 2] and summary["by_threshold"]["0.95"] == [0, 0, 3]
+    assert list(summary["by_threshold"]) == [f"{0.05 * i:.2f}" for i in range(1, 20)]
 
 
 def test_people_ap_ranks_every_frames_people_into_one_curve():

@@ -184,18 +184,23 @@ def people_found(pred: np.ndarray, scores: np.ndarray, boxes: np.ndarray, thresh
     return _counts_at(*people_outcomes(pred, scores, boxes, ignore), threshold)
 
 
+SWEEP_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05, 0.10, ..., 0.95
+
+
 def people_summary(frames: list[FrameEval], threshold: float) -> dict:
     """Reported people against ground-truth boxes over all frames, from one people_outcomes per frame:
     found / false / missed at `threshold`, and AP, the average precision of finding people over all
     thresholds (every frame's outcomes ranked by score into one precision/recall curve, read as COCO
     does: precision made monotone, then averaged at recall 0, 0.01, ..., 1). AP is a threshold-free
-    figure for footage labelled with boxes; it is None when no frame has a box."""
+    figure for footage labelled with boxes; it is None when no frame has a box. `by_threshold` gives
+    [found, false, missed] at each of SWEEP_THRESHOLDS, for choosing a threshold."""
     outcomes = [people_outcomes(f.pred, f.scores, f.boxes, f.ignore_boxes) for f in frames]
     n_boxes = sum(o[2] for o in outcomes)
     scores = np.concatenate([o[0] for o in outcomes]) if outcomes else np.zeros(0)
     found = np.concatenate([o[1] for o in outcomes]) if outcomes else np.zeros(0, bool)
     summary = {"threshold": threshold, **dict(zip(("found", "false", "missed"),
-                                                  _counts_at(scores, found, n_boxes, threshold))), "AP": None}
+                                                  _counts_at(scores, found, n_boxes, threshold))), "AP": None,
+               "by_threshold": {f"{t:.2f}": list(_counts_at(scores, found, n_boxes, t)) for t in SWEEP_THRESHOLDS}}
     if n_boxes:
         tp = np.cumsum(found[np.argsort(-scores, kind="stable")])
         precision = np.maximum.accumulate((tp / np.arange(1, len(tp) + 1))[::-1])[::-1]

@@ -25,7 +25,7 @@ class ModelReport:
     jitter: float | None  # mean keypoint acceleration error, px/frame²
     jitter_count: int  # (track, frame) terms in that mean
     nms_per_frame: list[list[float]]  # per video, every frame in order (annotated or not)
-    people: dict = field(default_factory=dict)  # people_summary: threshold, found, false, missed, AP
+    people: dict = field(default_factory=dict)  # people_summary: threshold, found, false, missed, AP, by_threshold
     id_switches: int | None = None  # tracker id switches along the ground-truth tracks (None: no tracks)
     id_matched: int = 0  # (track, frame) matches they are counted over
 
