@@ -89,7 +89,6 @@ def resolve_weights(model: str, weights: Optional[Path]) -> Path:
     env = os.environ.get("POSEVID_WEIGHTS")
     if env:
         return Path(env)
-    from posevid.config import DEFAULT_MODEL, MODELS, POSE_SCORES
     from posevid.model.checkpoint import SHIPPED_WEIGHTS, shipped_weights
 
     if model in MODELS and model not in SHIPPED_WEIGHTS:
