@@ -8,6 +8,13 @@ from dataclasses import asdict, dataclass
 # heatmaps rank people worse than their centers do (measured per model, in its card).
 POSE_SCORES = ("center-keypoints", "center")
 
+
+def check_pose_score(pose_score: str) -> str:
+    """`pose_score` itself when it is one of POSE_SCORES; ValueError otherwise."""
+    if pose_score not in POSE_SCORES:
+        raise ValueError(f"pose_score must be one of {', '.join(POSE_SCORES)}, got {pose_score!r}")
+    return pose_score
+
 # The model `posevid infer`, `eval` and `train` use unless told otherwise; its weights ship in the package
 # (posevid.model.checkpoint.SHIPPED_WEIGHTS). effnet: it beats small on both real sets (README, Models).
 DEFAULT_MODEL = "effnet"
@@ -60,8 +67,7 @@ class ModelConfig:
             raise ValueError(f"{self.name}: unknown encoder {self.encoder!r} (hrnet or efficientnet)")
         if self.encoder == "efficientnet" and (len(self.stages[0].channels) != 4 or self.fused_width < 1):
             raise ValueError(f"{self.name}: the efficientnet encoder fuses 4 branches into fused_width channels")
-        if self.pose_score not in POSE_SCORES:
-            raise ValueError(f"{self.name}: pose_score must be one of {', '.join(POSE_SCORES)}, got {self.pose_score!r}")
+        check_pose_score(self.pose_score)
         if not 0 <= self.threshold <= 1:
             raise ValueError(f"{self.name}: threshold must be within 0..1, got {self.threshold}")
         if self.input_size % 32:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from posevid.config import POSE_SCORES
+from posevid.config import check_pose_score
 
 
 @dataclass
@@ -164,8 +164,7 @@ def decode(heatmaps: torch.Tensor, poses: torch.Tensor, max_people: int = 30, ce
     pose_score (config.POSE_SCORES): "center-keypoints", DEKR's center peak × mean keypoint score, or "center",
     the center peak alone. Pose NMS keeps the higher-scoring of two duplicates, so it follows the choice.
     """
-    if pose_score not in POSE_SCORES:
-        raise ValueError(f"pose_score must be one of {', '.join(POSE_SCORES)}, got {pose_score!r}")
+    check_pose_score(pose_score)
     k = heatmaps.shape[0] - 1
     h, w = heatmaps.shape[-2:]
     idx, center_scores = center_peaks(heatmaps[k], max_people, center_threshold, nms_kernel)

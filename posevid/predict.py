@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import torch
 
-from posevid.config import POSE_SCORES
+from posevid.config import check_pose_score
 from posevid.decode import Poses, center_peaks, decode, merge_flipped, pose_map
 from posevid.frames import STRIDE, Resize, to_tensor
 from posevid.model.dekr import PoseHeads
@@ -51,10 +51,8 @@ class Predictor:
         # Decoding settings the config leaves open are the weights' own (ModelConfig).
         c, m = self.config, model.cfg
         self.snap_radius = m.snap_radius if c.snap_radius is None else c.snap_radius
-        self.pose_score = m.pose_score if c.pose_score is None else c.pose_score
+        self.pose_score = check_pose_score(m.pose_score if c.pose_score is None else c.pose_score)
         self.threshold = m.threshold if c.threshold is None else c.threshold
-        if self.pose_score not in POSE_SCORES:
-            raise ValueError(f"pose_score must be one of {', '.join(POSE_SCORES)}, got {self.pose_score!r}")
         self.reset()
 
     def reset(self) -> None:
