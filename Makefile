@@ -22,7 +22,7 @@ unpack_debs = for e in $(2); do n=$${e%%:*}; f=$${e\#*:}; [ -e $(1)/$$n/$$f ] ||
 	{ ls $(1)/download/$${n}_*.deb >/dev/null 2>&1 || (cd $(1)/download && apt-get download $$n >/dev/null 2>&1); } && \
 	dpkg-deb --fsys-tarfile $(1)/download/$${n}_*.deb | tar x -C $(1)/$$n ./usr/share/doc/$$n/copyright "./$${f%/}"; }; done
 
-.PHONY: install install-train install-synth test bench clean teacher install-devset real-data real-data-2 real-data-2-fetch
+.PHONY: install install-train install-synth test bench clean teacher install-devset real-data real-data-2 real-data-2-fetch real-data-3 real-data-3-fetch
 
 # Runtime and tests: what `posevid infer` and `posevid eval --split front|side` need (the evaluation
 # splits are committed data). No Debian packages, no anny.
@@ -84,6 +84,21 @@ real-data-2-fetch:
 real-data-2: teacher real-data-2-fetch
 	posevid data label $(foreach e,$(REAL2_NPM) $(REAL2_WHEELS) $(REAL2_DEBS),$(call real2_path,$(e))) \
 		--frame-step $(REAL2_FRAME_STEP) --out $(REAL_DATA_2)
+
+# A third real set, REAL_DATA_3 (posevid/data/README.md, "Real footage"): many distinct people, whole bodies
+# standing, kneeling and sitting, in four photos of TeX Live's document examples from one Debian package
+# only fetched (apt-get download) and unpacked into REAL_CACHE/<package>. The teacher also runs on tiles:
+# one photo is a group of 44.
+REAL_DATA_3 ?= data/real3
+REAL3_TEX := usr/share/doc/texlive-doc/latex
+REAL3_DEBS := $(foreach f,jacow/TeamMeeting2019.jpg \
+	ftc-notebook/src/images/aug18.jpg ftc-notebook/src/aug19/build-pict.jpg \
+	hagenberg-thesis/examples/HgbThesisTutorial/images/ibm-360-color.jpg,texlive-publishers-doc:$(REAL3_TEX)/$(f))
+real-data-3-fetch:
+	@set -e; $(call unpack_debs,$(REAL_CACHE),$(REAL3_DEBS))
+real-data-3: teacher real-data-3-fetch
+	posevid data label $(foreach e,$(REAL3_DEBS),$(REAL_CACHE)/$(subst :,/,$(e))) \
+		--tile 160 --out $(REAL_DATA_3)
 
 # The real-photo dev set's photos (posevid/data/devset/README.md): nine small Debian packages installed
 # (w3m before gimp-help-en, as in install-train); kphotoalbum (a KDE app), libdlib19.1, darknet and bagel

@@ -117,7 +117,8 @@ def test_cli_label_refuses_missing_files_and_a_missing_teacher_in_one_line(tmp_p
     video = tmp_path / "v.mp4"
     write_video(str(video), [np.zeros((64, 64, 3), np.uint8)] * 2, 10.0, 18)
     for args, message in [([str(tmp_path / "nope.mp4")], "not found: "),
-                          ([str(video), "--teacher", str(tmp_path / "none.onnx")], "teacher")]:
+                          ([str(video), "--teacher", str(tmp_path / "none.onnx")], "teacher"),
+                          ([str(video), "--tile", "16"], "--tile")]:
         result = CliRunner().invoke(app, ["data", "label", *args, "--out", str(tmp_path / "out")])
         assert result.exit_code == 1 and "Traceback" not in result.output
         assert result.output.startswith("error: ") and message in result.output and result.output.count("\n") == 1
@@ -165,3 +166,41 @@ def test_teacher_results_score_the_teacher_against_the_labels(tmp_path):
     assert coco_keypoint_ap(gt, results)["AP"] == pytest.approx(1.0)
     teacher.shift = 9.0  # about a tenth of the person's size
     assert coco_keypoint_ap(*L.teacher_results(path, teacher))["AP"] < 0.9
+
+
+def test_tiles_hold_every_small_person_whole():
+    for hw in [(200, 768), (600, 600), (100, 100), (257, 513)]:
+        t = np.array(L.tiles(hw, 256))
+        assert (t[:, :2] >= 0).all() and (t[:, 2] <= hw[1]).all() and (t[:, 3] <= hw[0]).all()
+        for x in range(0, hw[1] - 127, 7):  # any 128 × 128 box lies inside one tile
+            for y in range(0, hw[0] - 127, 7):
+                x1, y1 = min(x + 128, hw[1]), min(y + 128, hw[0])
+                assert ((t[:, 0] <= x) & (t[:, 1] <= y) & (t[:, 2] >= x1) & (t[:, 3] >= y1)).any(), (hw, x, y)
+
+
+class _Crowd:
+    """A row of 10 people; like MoveNet MultiPose, each run returns at most 6: those whole in its view."""
+
+    def __init__(self):
+        self.people = [_pose(20 + 70 * i, 20) * [0.5, 1.0, 1.0] + [10 * i, 0, 0] for i in range(10)]
+
+    def _seen(self, x0, y0, x1, y1):
+        kp = [p - [x0, y0, 0] for p in self.people
+              if p[:, 0].min() >= x0 and p[:, 0].max() < x1 and p[:, 1].min() >= y0 and p[:, 1].max() < y1][:6]
+        return np.array(kp).reshape(-1, 17, 3), np.full(len(kp), 0.8)
+
+    def multi_size(self, image, sizes, min_score):
+        return self._seen(0, 0, image.shape[1], image.shape[0])
+
+    def on_crop(self, image, crop, min_score, size=None):
+        kp, s = self._seen(*crop)
+        return kp + [crop[0], crop[1], 0], s
+
+
+def test_tiled_teacher_finds_more_than_six_people():
+    image = np.zeros((200, 800, 3), np.uint8)
+    assert len(L.teacher_poses(_Crowd(), image)[0]) == 6
+    kp, scores = L.teacher_poses(_Crowd(), image, L.LabelConfig(tile=256))
+    assert len(kp) == 10
+    found = sorted(kp[:, 0, 0])
+    np.testing.assert_allclose(found, sorted(p[0, 0] for p in _Crowd().people))

@@ -103,6 +103,9 @@ def label(
                                           "--data`.")],
     frame_step: Annotated[int, typer.Option(help="Label every s-th frame.")] = 1,
     max_side: Annotated[int, typer.Option(help="Longer side of the re-encoded videos and photos.")] = 768,
+    tile: Annotated[int, typer.Option(help="Also run the teacher on half-overlapping square tiles of this many "
+                                           "pixels (of the photo fitted to --max-side), for groups of more "
+                                           "than 6 people; 0: off.")] = 0,
     teacher: Annotated[Optional[str], typer.Option(help="Teacher ONNX file [default: `make teacher`'s].")] = None,
 ) -> None:
     """Label real videos and photos with the MoveNet teacher: a training set with real images (needs `make teacher`)."""
@@ -110,8 +113,8 @@ def label(
     from posevid.data.teacher import Teacher
 
     try:
-        if frame_step < 1 or max_side < 32:
-            raise PosevidError("--frame-step must be at least 1 and --max-side at least 32")
+        if frame_step < 1 or max_side < 32 or (tile and tile < 32):
+            raise PosevidError("--frame-step must be at least 1, --max-side at least 32, --tile 0 or at least 32")
         missing = [v for v in sources if not os.path.isfile(v)]
         if missing:
             raise PosevidError(f"not found: {missing[0]}")
@@ -119,7 +122,7 @@ def label(
             model = Teacher(teacher)
         except RuntimeError as e:
             raise PosevidError(str(e)) from None
-        data = label_footage(sources, out, model, LabelConfig(frame_step=frame_step, max_side=max_side),
+        data = label_footage(sources, out, model, LabelConfig(frame_step=frame_step, max_side=max_side, tile=tile),
                              on_source=lambda src, n: typer.echo(f"{src}: {n} frames"))
     except PosevidError as e:
         raise _fail(str(e)) from None

@@ -37,6 +37,9 @@ class LabelConfig:
     ignore_margin: float = 0.2  # ignore boxes grow by this share of their size on each side
     sizes: tuple[int, ...] = (256, 384, 512)  # teacher input sizes (longer side), merged by pose NMS
     crop_size: int = 256  # teacher input size for the rerun on each person's crop
+    # > 0: the teacher also runs on square tiles of this side (half-overlapping, in the fitted image), for
+    # group photos: MoveNet MultiPose returns at most 6 people per run
+    tile: int = 0
     max_side: int = 768  # re-encoded videos' longer side
     frame_step: int = 1  # label (and keep) every s-th frame
     crf: int = 18
@@ -79,13 +82,33 @@ def frame_labels(keypoints: np.ndarray, scores: np.ndarray, image_hw: tuple[int,
     return people, ignore
 
 
+def tiles(image_hw: tuple[int, int], side: int) -> list[tuple[int, int, int, int]]:
+    """Square windows (x0, y0, x1, y1) of `side` px (clipped to the image), stepping by half a side, the last
+    ones flush with the right and bottom edges: every person under half a side wide and tall lies whole in one."""
+    H, W = image_hw
+
+    def starts(n: int) -> list[int]:
+        if n <= side:
+            return [0]
+        return sorted(set(list(range(0, n - side, side // 2)) + [n - side]))
+
+    return [(x, y, min(W, x + side), min(H, y + side)) for y in starts(H) for x in starts(W)]
+
+
 def teacher_poses(teacher, image_bgr: np.ndarray, cfg: LabelConfig = LabelConfig()) -> tuple[np.ndarray, np.ndarray]:
     """The teacher's poses of one image: input sizes merged, then each person rerun on its crop. The
     crop's pose of the same person (OKS ≥ 0.5 with the first; the crop may hold others) replaces it where
     it scores higher."""
-    from posevid.data.teacher import crop_box, pose_oks
+    from posevid.data.teacher import crop_box, merge_poses, pose_oks
 
     kp, scores = teacher.multi_size(image_bgr, sizes=cfg.sizes, min_score=cfg.min_ignore_score)
+    if cfg.tile:
+        runs = [(kp, scores)] + [teacher.on_crop(image_bgr, t, cfg.min_ignore_score, size=cfg.crop_size)
+                                 for t in tiles(image_bgr.shape[:2], cfg.tile)]
+        kp = np.concatenate([r[0] for r in runs]).reshape(-1, 17, 3)
+        scores = np.concatenate([r[1] for r in runs])
+        keep = merge_poses(kp, scores, cfg.min_keypoint_score)
+        kp, scores = kp[keep], scores[keep]
     kp, scores = kp.copy(), scores.copy()
     for i in range(len(kp)):
         seen = kp[i, kp[i, :, 2] >= cfg.min_keypoint_score, :2]
