@@ -96,9 +96,9 @@ def tiles(image_hw: tuple[int, int], side: int) -> list[tuple[int, int, int, int
 
 
 def teacher_poses(teacher, image_bgr: np.ndarray, cfg: LabelConfig = LabelConfig()) -> tuple[np.ndarray, np.ndarray]:
-    """The teacher's poses of one image: input sizes merged, then each person rerun on its crop. The
-    crop's pose of the same person (OKS ≥ 0.5 with the first; the crop may hold others) replaces it where
-    it scores higher."""
+    """The teacher's poses of one image: input sizes (and `cfg.tile`'s tiles) merged by pose NMS, then each
+    person rerun on its crop. The crop's pose of the same person (OKS ≥ 0.5 with the first; the crop may hold
+    others) replaces it where it scores higher."""
     from posevid.data.teacher import crop_box, merge_poses, pose_oks
 
     kp, scores = teacher.multi_size(image_bgr, sizes=cfg.sizes, min_score=cfg.min_ignore_score)
