@@ -99,16 +99,13 @@ def teacher_poses(teacher, image_bgr: np.ndarray, cfg: LabelConfig = LabelConfig
     """The teacher's poses of one image: input sizes (and `cfg.tile`'s tiles) merged by pose NMS, then each
     person rerun on its crop. The crop's pose of the same person (OKS ≥ 0.5 with the first; the crop may hold
     others) replaces it where it scores higher."""
-    from posevid.data.teacher import crop_box, merge_poses, pose_oks
+    from posevid.data.teacher import crop_box, merge_runs, pose_oks
 
     kp, scores = teacher.multi_size(image_bgr, sizes=cfg.sizes, min_score=cfg.min_ignore_score)
     if cfg.tile:
-        runs = [(kp, scores)] + [teacher.on_crop(image_bgr, t, cfg.min_ignore_score, size=cfg.crop_size)
-                                 for t in tiles(image_bgr.shape[:2], cfg.tile)]
-        kp = np.concatenate([r[0] for r in runs]).reshape(-1, 17, 3)
-        scores = np.concatenate([r[1] for r in runs])
-        keep = merge_poses(kp, scores, cfg.min_keypoint_score)
-        kp, scores = kp[keep], scores[keep]
+        tiled = [teacher.on_crop(image_bgr, t, cfg.min_ignore_score, size=cfg.crop_size)
+                 for t in tiles(image_bgr.shape[:2], cfg.tile)]
+        kp, scores = merge_runs([(kp, scores), *tiled], cfg.min_keypoint_score)
     kp, scores = kp.copy(), scores.copy()
     for i in range(len(kp)):
         seen = kp[i, kp[i, :, 2] >= cfg.min_keypoint_score, :2]

@@ -131,6 +131,15 @@ def merge_poses(keypoints: np.ndarray, scores: np.ndarray, min_kp_score: float =
     return np.array(keep, np.int64)
 
 
+def merge_runs(runs: list[tuple[np.ndarray, np.ndarray]], min_kp_score: float = 0.3,
+               oks_threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """The poses of several runs [(keypoints (P, 17, 3), scores (P,)), ...] after `merge_poses`."""
+    kp = np.concatenate([r[0] for r in runs]).reshape(-1, 17, 3)
+    sc = np.concatenate([r[1] for r in runs])
+    keep = merge_poses(kp, sc, min_kp_score, oks_threshold)
+    return kp[keep], sc[keep]
+
+
 # ---------------------------------------------------------------------------------------------
 # Running the ONNX model
 
@@ -165,11 +174,7 @@ class Teacher:
                    oks_threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
         """Run at several input sizes (MoveNet finds large people at small sizes and small people at
         large ones) and merge the poses with `merge_poses`."""
-        runs = [self(image_bgr, min_score, s) for s in sizes]
-        kp = np.concatenate([r[0] for r in runs]).reshape(-1, 17, 3)
-        sc = np.concatenate([r[1] for r in runs])
-        keep = merge_poses(kp, sc, oks_threshold=oks_threshold)
-        return kp[keep], sc[keep]
+        return merge_runs([self(image_bgr, min_score, s) for s in sizes], oks_threshold=oks_threshold)
 
     def on_crop(self, image_bgr: np.ndarray, crop: tuple[int, int, int, int], min_score: float = 0.1,
                 size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
