@@ -209,6 +209,9 @@ def train(
     input_size: Annotated[int, typer.Option(help="Square training crop, multiple of 32.")] = 256,
     zoom: Annotated[str, typer.Option(help="MIN,MAX scale augmentation (log-uniform) after fitting each "
                                            "frame into the crop; above 1 zooms in on people.")] = "0.75,1.35",
+    person_zoom: Annotated[float, typer.Option(help="Chance per clip that the crop centres on one labelled person, "
+                                                    "its keypoint box 0.3-1.2 of the crop, instead of fitting the "
+                                                    "whole frame (people in wide photos and groups).")] = 0.0,
     offset_weight: Annotated[float, typer.Option(help="Weight of the offset loss against the heatmap loss "
                                                        "(DEKR's COCO value 0.03 assumes a pretrained backbone).")] = 0.03,
     init: Annotated[Optional[str], typer.Option(help="Start from an official DEKR or posevid checkpoint, or "
@@ -255,6 +258,7 @@ def train(
             raise PosevidError(f"--mix must be numbers separated by commas, got {mix!r}") from None
         recipe = dict(data=tuple(data or ()), mix=shares, model=model, image_root=image_root, clip_len=clip_len,
                       batch=batch, steps=steps, lr=lr, input_size=input_size, zoom=zoom_range,
+                      person_zoom=person_zoom,
                       offset_loss_weight=offset_weight, temporal=not no_temporal, freeze_frame_net=freeze_frame_net,
                       freeze_encoder=freeze_encoder, encoder_lr=encoder_lr, occlude=occlude, blur=blur,
                       frame_step=frame_step, seed=seed)

@@ -41,6 +41,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     input_size: int = 256  # square training crop
     zoom: tuple[float, float] = (0.75, 1.35)  # scale range (log-uniform) after fitting the frame into the crop
+    person_zoom: float = 0.0  # chance per clip of a crop centred on one labelled person instead (readers.Augment)
     init: str | None = None  # official DEKR or posevid checkpoint to start from, or "imagenet" (effnet's encoder)
     temporal: bool = True
     freeze_frame_net: bool = False  # train only the ConvGRU; the per-frame network (BN statistics too) stays fixed
@@ -78,9 +79,9 @@ class TrainConfig:
         for name in ("clip_len", "batch", "steps", "checkpoint_every", "log_every", "frame_step"):
             if getattr(self, name) < 1:
                 raise PosevidError(f"--{name.replace('_', '-')} must be at least 1")
-        for name in ("occlude", "blur"):
+        for name in ("occlude", "blur", "person_zoom"):
             if not 0 <= getattr(self, name) <= 1:
-                raise PosevidError(f"--{name} is a probability in [0, 1], got {getattr(self, name)}")
+                raise PosevidError(f"--{name.replace('_', '-')} is a probability in [0, 1], got {getattr(self, name)}")
         if self.freeze_frame_net and not self.temporal:
             raise PosevidError("--freeze-frame-net trains only the ConvGRU: it cannot go with --no-temporal")
         if not 0 <= self.freeze_encoder <= 16:
@@ -161,7 +162,7 @@ def load_sources(cfg: TrainConfig) -> list:
     from posevid.data.readers import Augment, ClipSampler, read_annotations
 
     augment = Augment(out_width=cfg.input_size, out_height=cfg.input_size, scale=cfg.zoom, occlude=cfg.occlude,
-                      blur=cfg.blur, frame_step=cfg.frame_step)
+                      blur=cfg.blur, frame_step=cfg.frame_step, person_zoom=cfg.person_zoom)
     sources = []
     for d in cfg.data:
         path = Path(d)
@@ -334,8 +335,8 @@ def _any_rank(flag: bool, device: torch.device, dist: Distributed) -> bool:
 
 
 # What a resumed run must share with the run it continues (paths, workers and logging may change).
-RECIPE_FIELDS = ("model", "mix", "clip_len", "batch", "steps", "lr", "weight_decay", "input_size", "zoom", "temporal",
-                 "freeze_frame_net", "freeze_encoder", "encoder_lr", "occlude", "blur", "frame_step",
+RECIPE_FIELDS = ("model", "mix", "clip_len", "batch", "steps", "lr", "weight_decay", "input_size", "zoom", "person_zoom",
+                 "temporal", "freeze_frame_net", "freeze_encoder", "encoder_lr", "occlude", "blur", "frame_step",
                  "offset_loss_weight", "seed")
 
 

@@ -126,6 +126,31 @@ def test_clip_sampler_applies_one_augmentation_to_the_whole_clip(tmp_path):
         assert not np.array_equal(clip.frames[0], clip.frames[1])  # consecutive frames, not copies
 
 
+def test_person_zoom_centres_the_crop_on_one_person_at_the_drawn_size(tmp_path):
+    pts = [{9: (20, 30), 10: (40, 50)}]  # one person: a keypoint box of 20 x 20 px in a 128 x 96 frame
+    path = _video_json(tmp_path, _write_frames(tmp_path, 1, pts), pts)
+    still = Augment(out_width=128, out_height=128, rotation_deg=0.0, translate=0.0, flip_prob=0.0,
+                    person_zoom=1.0, person_size=(0.5, 0.5))
+    clip = ClipSampler(read_annotations(path), str(tmp_path), 1, still).sample(np.random.default_rng(0))
+    kp = clip.keypoints[0][0]
+    np.testing.assert_allclose(kp[[9, 10], :2], [[31.5, 31.5], [95.5, 95.5]], atol=1e-6)  # 20 px -> 64 px, centred
+    red = clip.frames[0][..., 2].astype(float)
+    assert np.unravel_index(red.argmax(), red.shape) in {(31, 31), (31, 32), (32, 31), (32, 32)}
+    # Without it, the same sampler fits the whole frame: the box stays 20 * 128 / 128 px wide at zoom 1.
+    fit = dataclasses.replace(still, person_zoom=0.0, scale=(1.0, 1.0))
+    kp = ClipSampler(read_annotations(path), str(tmp_path), 1, fit).sample(np.random.default_rng(0)).keypoints[0][0]
+    np.testing.assert_allclose(kp[10, :2] - kp[9, :2], [20.0, 20.0], atol=1e-6)
+
+
+def test_person_zoom_fits_the_frame_when_nobody_is_labelled(tmp_path):
+    pts = [{}]
+    path = _video_json(tmp_path, _write_frames(tmp_path, 1, pts), pts)
+    aug = Augment(out_width=128, out_height=128, rotation_deg=0.0, translate=0.0, flip_prob=0.0, scale=(1.0, 1.0),
+                  person_zoom=1.0)
+    clip = ClipSampler(read_annotations(path), str(tmp_path), 1, aug).sample(np.random.default_rng(0))
+    np.testing.assert_allclose(clip.affine[:, :2], np.eye(2), atol=1e-9)  # 128 x 96 fits 128 x 128 at scale 1
+
+
 def test_frame_step_subsamples_the_frame_rate_within_the_video(tmp_path):
     pts = [{9: (10 + 6 * t, 40)} for t in range(9)]  # the wrist's x tells which frame a clip frame is
     path = _video_json(tmp_path, _write_frames(tmp_path, 9, pts), pts)

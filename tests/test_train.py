@@ -219,6 +219,8 @@ def test_freeze_frame_net_trains_only_the_gru(coco_dir, tmp_path):
         config(coco_dir, tmp_path, freeze_frame_net=True, temporal=False)
     with pytest.raises(PosevidError, match="--occlude is a probability"):
         config(coco_dir, tmp_path, occlude=1.5)
+    with pytest.raises(PosevidError, match="--person-zoom is a probability"):
+        config(coco_dir, tmp_path, person_zoom=-0.1)
 
 
 def test_ddp_two_cpu_processes_end_with_equal_weights(coco_dir, tmp_path):

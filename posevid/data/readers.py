@@ -242,15 +242,29 @@ class Augment:
     occlude: float = 0.0  # chance per clip of an occluder sliding across a person (see data/degrade.py)
     blur: float = 0.0  # chance per clip of one motion-blurred frame after the first
     frame_step: int = 1  # clips take every s-th frame, s drawn from 1..frame_step (lower frame rates, e.g. 10 fps)
+    # Chance per clip that the crop centres on one labelled person instead of fitting the whole frame, with
+    # the person's keypoint box (longer side) at a log-uniform fraction of the crop: in wide photos and
+    # groups, fitting the frame leaves each person a few dozen pixels tall.
+    person_zoom: float = 0.0
+    person_size: tuple[float, float] = (0.3, 1.2)
 
 
-def random_affine(rng: np.random.Generator, width: int, height: int, aug: Augment) -> tuple[np.ndarray, bool]:
-    """A (2, 3) input->output affine (fit the frame, then zoom/rotate/shift/flip) and whether it flips."""
-    fit = min(aug.out_width / width, aug.out_height / height)
-    s = fit * float(np.exp(rng.uniform(np.log(aug.scale[0]), np.log(aug.scale[1]))))
+def random_affine(rng: np.random.Generator, width: int, height: int, aug: Augment,
+                  focus: tuple[float, float, float] | None = None) -> tuple[np.ndarray, bool]:
+    """A (2, 3) input->output affine (fit the frame, then zoom/rotate/shift/flip) and whether it flips.
+
+    focus (x, y, extent): centre on that point instead, scaled so that extent (input pixels) becomes a
+    random fraction `aug.person_size` of the crop's shorter side."""
+    if focus is None:
+        fit = min(aug.out_width / width, aug.out_height / height)
+        s = fit * float(np.exp(rng.uniform(np.log(aug.scale[0]), np.log(aug.scale[1]))))
+        cx, cy = (width - 1) / 2, (height - 1) / 2
+    else:
+        cx, cy, extent = focus
+        frac = float(np.exp(rng.uniform(np.log(aug.person_size[0]), np.log(aug.person_size[1]))))
+        s = frac * min(aug.out_width, aug.out_height) / max(extent, 1.0)
     a = np.deg2rad(rng.uniform(-aug.rotation_deg, aug.rotation_deg))
     flip = bool(rng.uniform() < aug.flip_prob)
-    cx, cy = (width - 1) / 2, (height - 1) / 2
     ox = (aug.out_width - 1) / 2 + rng.uniform(-aug.translate, aug.translate) * aug.out_width
     oy = (aug.out_height - 1) / 2 + rng.uniform(-aug.translate, aug.translate) * aug.out_height
     R = s * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
@@ -317,7 +331,7 @@ class ClipSampler:
         recs = [v.frames[min(start + t * step, len(v.frames) - 1)] for t in range(T)]
         first = load_frame(self.root, recs[0])
         H, W = first.shape[:2]
-        M, flip = random_affine(rng, W, H, a)
+        M, flip = random_affine(rng, W, H, a, self._focus(rng, recs[0]) if a.person_zoom > 0 else None)
         frames, kps, full, tids, ign = [], [], [], [], []
         for r in recs:
             img = load_frame(self.root, r) if r is not recs[0] else first
@@ -335,3 +349,18 @@ class ClipSampler:
         if a.blur > 0 and rng.uniform() < a.blur:
             blur_one_frame(rng, frames)
         return Clip(frames, kps, full, tids, np.stack(ign), M, flip)
+
+    def _focus(self, rng: np.random.Generator, rec) -> tuple[float, float, float] | None:
+        """With chance `person_zoom`, one labelled person's keypoint-box centre and longer side (a person with
+        at least 2 labelled keypoints); None (fit the frame) otherwise or when the frame has nobody."""
+        if rng.uniform() >= self.augment.person_zoom:
+            return None
+        kp = rec.keypoints
+        labelled = kp[..., 2] > 0
+        people = np.flatnonzero(labelled.sum(1) >= 2)
+        if len(people) == 0:
+            return None
+        p = people[int(rng.integers(0, len(people)))]
+        xy = kp[p, labelled[p], :2]
+        lo, hi = xy.min(0), xy.max(0)
+        return float((lo[0] + hi[0]) / 2), float((lo[1] + hi[1]) / 2), float((hi - lo).max())
