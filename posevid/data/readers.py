@@ -331,6 +331,7 @@ class ClipSampler:
         recs = [v.frames[min(start + t * step, len(v.frames) - 1)] for t in range(T)]
         first = load_frame(self.root, recs[0])
         H, W = first.shape[:2]
+        # drawn only when enabled, so older recipes keep their random stream
         M, flip = random_affine(rng, W, H, a, self._focus(rng, recs[0]) if a.person_zoom > 0 else None)
         frames, kps, full, tids, ign = [], [], [], [], []
         for r in recs:
