@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from posevid.data.degrade import blur_one_frame, moving_occluder
+from posevid.data.label import keypoint_box
 from posevid.errors import PosevidError
 from posevid.skeleton import COCO
 
@@ -331,8 +332,7 @@ class ClipSampler:
         recs = [v.frames[min(start + t * step, len(v.frames) - 1)] for t in range(T)]
         first = load_frame(self.root, recs[0])
         H, W = first.shape[:2]
-        # drawn only when enabled, so older recipes keep their random stream
-        M, flip = random_affine(rng, W, H, a, self._focus(rng, recs[0]) if a.person_zoom > 0 else None)
+        M, flip = random_affine(rng, W, H, a, self._focus(rng, recs[0]))
         frames, kps, full, tids, ign = [], [], [], [], []
         for r in recs:
             img = load_frame(self.root, r) if r is not recs[0] else first
@@ -354,14 +354,13 @@ class ClipSampler:
     def _focus(self, rng: np.random.Generator, rec) -> tuple[float, float, float] | None:
         """With chance `person_zoom`, one labelled person's keypoint-box centre and longer side (a person with
         at least 2 labelled keypoints); None (fit the frame) otherwise or when the frame has nobody."""
-        if rng.uniform() >= self.augment.person_zoom:
+        # nothing drawn when disabled, so older recipes keep their random stream
+        if self.augment.person_zoom <= 0 or rng.uniform() >= self.augment.person_zoom:
             return None
-        kp = rec.keypoints
-        labelled = kp[..., 2] > 0
+        labelled = rec.keypoints[..., 2] > 0
         people = np.flatnonzero(labelled.sum(1) >= 2)
         if len(people) == 0:
             return None
         p = people[int(rng.integers(0, len(people)))]
-        xy = kp[p, labelled[p], :2]
-        lo, hi = xy.min(0), xy.max(0)
-        return float((lo[0] + hi[0]) / 2), float((lo[1] + hi[1]) / 2), float((hi - lo).max())
+        x, y, w, h = keypoint_box(rec.keypoints[p, labelled[p], :2])
+        return float(x + w / 2), float(y + h / 2), float(max(w, h))
