@@ -210,8 +210,10 @@ def train(
     zoom: Annotated[str, typer.Option(help="MIN,MAX scale augmentation (log-uniform) after fitting each "
                                            "frame into the crop; above 1 zooms in on people.")] = "0.75,1.35",
     person_zoom: Annotated[float, typer.Option(help="Chance per clip that the crop centres on one labelled person, "
-                                                    "its keypoint box 0.3-1.2 of the crop, instead of fitting the "
-                                                    "whole frame (people in wide photos and groups).")] = 0.0,
+                                                    "its keypoint box --person-size of the crop, instead of fitting "
+                                                    "the whole frame (people in wide photos and groups).")] = 0.0,
+    person_size: Annotated[str, typer.Option(help="MIN,MAX size (log-uniform) of --person-zoom's person: the longer "
+                                                  "side of its keypoint box as a fraction of the crop.")] = "0.3,1.2",
     offset_weight: Annotated[float, typer.Option(help="Weight of the offset loss against the heatmap loss "
                                                        "(DEKR's COCO value 0.03 assumes a pretrained backbone).")] = 0.03,
     init: Annotated[Optional[str], typer.Option(help="Start from an official DEKR or posevid checkpoint, or "
@@ -253,12 +255,16 @@ def train(
         except ValueError:
             raise PosevidError(f"--zoom must be MIN,MAX numbers, got {zoom!r}") from None
         try:
+            size_range = tuple(float(z) for z in person_size.split(","))
+        except ValueError:
+            raise PosevidError(f"--person-size must be MIN,MAX numbers, got {person_size!r}") from None
+        try:
             shares = tuple(float(m) for m in mix.split(",")) if mix else ()
         except ValueError:
             raise PosevidError(f"--mix must be numbers separated by commas, got {mix!r}") from None
         recipe = dict(data=tuple(data or ()), mix=shares, model=model, image_root=image_root, clip_len=clip_len,
                       batch=batch, steps=steps, lr=lr, input_size=input_size, zoom=zoom_range,
-                      person_zoom=person_zoom,
+                      person_zoom=person_zoom, person_size=size_range,
                       offset_loss_weight=offset_weight, temporal=not no_temporal, freeze_frame_net=freeze_frame_net,
                       freeze_encoder=freeze_encoder, encoder_lr=encoder_lr, occlude=occlude, blur=blur,
                       frame_step=frame_step, seed=seed)

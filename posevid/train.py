@@ -42,6 +42,7 @@ class TrainConfig:
     input_size: int = 256  # square training crop
     zoom: tuple[float, float] = (0.75, 1.35)  # scale range (log-uniform) after fitting the frame into the crop
     person_zoom: float = 0.0  # chance per clip of a crop centred on one labelled person instead (readers.Augment)
+    person_size: tuple[float, float] = (0.3, 1.2)  # that person's keypoint box, fraction of the crop (log-uniform)
     init: str | None = None  # official DEKR or posevid checkpoint to start from, or "imagenet" (effnet's encoder)
     temporal: bool = True
     freeze_frame_net: bool = False  # train only the ConvGRU; the per-frame network (BN statistics too) stays fixed
@@ -68,6 +69,9 @@ class TrainConfig:
         self.zoom = tuple(float(z) for z in self.zoom)
         if len(self.zoom) != 2 or not 0 < self.zoom[0] <= self.zoom[1]:
             raise PosevidError(f"--zoom must be MIN,MAX with 0 < MIN <= MAX, got {self.zoom}")
+        self.person_size = tuple(float(z) for z in self.person_size)
+        if len(self.person_size) != 2 or not 0 < self.person_size[0] <= self.person_size[1]:
+            raise PosevidError(f"--person-size must be MIN,MAX with 0 < MIN <= MAX, got {self.person_size}")
         self.mix = tuple(float(m) for m in self.mix)
         if self.mix and (len(self.mix) != len(self.data) or min(self.mix) < 0 or sum(self.mix) <= 0):
             raise PosevidError(f"--mix needs one non-negative share per --data ({len(self.data)}), not all zero; "
@@ -162,7 +166,8 @@ def load_sources(cfg: TrainConfig) -> list:
     from posevid.data.readers import Augment, ClipSampler, read_annotations
 
     augment = Augment(out_width=cfg.input_size, out_height=cfg.input_size, scale=cfg.zoom, occlude=cfg.occlude,
-                      blur=cfg.blur, frame_step=cfg.frame_step, person_zoom=cfg.person_zoom)
+                      blur=cfg.blur, frame_step=cfg.frame_step, person_zoom=cfg.person_zoom,
+                      person_size=cfg.person_size)
     sources = []
     for d in cfg.data:
         path = Path(d)
@@ -336,7 +341,7 @@ def _any_rank(flag: bool, device: torch.device, dist: Distributed) -> bool:
 
 # What a resumed run must share with the run it continues (paths, workers and logging may change).
 RECIPE_FIELDS = ("model", "mix", "clip_len", "batch", "steps", "lr", "weight_decay", "input_size", "zoom", "person_zoom",
-                 "temporal", "freeze_frame_net", "freeze_encoder", "encoder_lr", "occlude", "blur", "frame_step",
+                 "person_size", "temporal", "freeze_frame_net", "freeze_encoder", "encoder_lr", "occlude", "blur", "frame_step",
                  "offset_loss_weight", "seed")
 
 

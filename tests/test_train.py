@@ -172,7 +172,7 @@ def test_resume_from_the_command_line_takes_the_recipe_from_the_checkpoint(coco_
     run = lambda *args: CliRunner().invoke(app, ["train", "--out", str(tmp_path / "r"), "--device", "cpu", *args])  # noqa: E731
     first = run("--data", str(coco_dir / "ann.json"), "--model", "lite", "--steps", "3", "--batch", "1",
                 "--clip-len", "2", "--input-size", "64", "--lr", "2e-3", "--zoom", "1.0,1.5", "--offset-weight",
-                "0.5", "--no-temporal", "--seed", "3", "--time-limit", "1e-9")  # stops after step 1
+                "0.5", "--person-zoom", "0.5", "--person-size", "0.2,0.9", "--no-temporal", "--seed", "3", "--time-limit", "1e-9")  # stops after step 1
     assert first.exit_code == 0, first.output
     assert torch.load(tmp_path / "r" / "last.pt", weights_only=True)["step"] == 1
     mismatch = run("--resume", "--lr", "1e-3")  # an explicit option still has to match
@@ -185,6 +185,9 @@ def test_resume_from_the_command_line_takes_the_recipe_from_the_checkpoint(coco_
     assert (saved["model"], saved["lr"], saved["zoom"], saved["temporal"], saved["seed"]) == ("lite", 2e-3, [1.0, 1.5],
                                                                                            False, 3)
     assert saved["offset_loss_weight"] == 0.5 and saved["data"] == [str(coco_dir / "ann.json")]
+    assert (saved["person_zoom"], saved["person_size"]) == (0.5, [0.2, 0.9])
+    bad_size = run("--data", str(coco_dir / "ann.json"), "--person-size", "0.5")
+    assert bad_size.exit_code == 1 and "--person-size must be MIN,MAX" in bad_size.stderr, bad_size.output
     no_data = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "new"), "--device", "cpu"])
     assert no_data.exit_code == 1 and "no training data" in no_data.stderr
     nothing = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "new"), "--resume"])
@@ -221,6 +224,8 @@ def test_freeze_frame_net_trains_only_the_gru(coco_dir, tmp_path):
         config(coco_dir, tmp_path, occlude=1.5)
     with pytest.raises(PosevidError, match="--person-zoom is a probability"):
         config(coco_dir, tmp_path, person_zoom=-0.1)
+    with pytest.raises(PosevidError, match="--person-size must be MIN,MAX"):
+        config(coco_dir, tmp_path, person_size=(0.0, 1.0))
 
 
 def test_ddp_two_cpu_processes_end_with_equal_weights(coco_dir, tmp_path):
