@@ -230,6 +230,8 @@ def train(
                                                    "--lr.")] = 1.0,
     occlude: Annotated[float, typer.Option(help="Chance per clip of an occluder sliding across a person.")] = 0.0,
     blur: Annotated[float, typer.Option(help="Chance per clip of one motion-blurred frame.")] = 0.0,
+    color: Annotated[float, typer.Option(help="Chance per clip of other saturation, contrast and brightness "
+                                              "(a fifth of them grey).")] = 0.0,
     frame_step: Annotated[int, typer.Option(help="Clips take every s-th frame, s drawn from 1..FRAME_STEP, so "
                                                  "the GRU sees lower frame rates than the data's.")] = 1,
     image_root: Annotated[Optional[str], typer.Option(help="Folder COCO image paths start from.")] = None,
@@ -266,7 +268,7 @@ def train(
                       batch=batch, steps=steps, lr=lr, input_size=input_size, zoom=zoom_range,
                       person_zoom=person_zoom, person_size=size_range,
                       offset_loss_weight=offset_weight, temporal=not no_temporal, freeze_frame_net=freeze_frame_net,
-                      freeze_encoder=freeze_encoder, encoder_lr=encoder_lr, occlude=occlude, blur=blur,
+                      freeze_encoder=freeze_encoder, encoder_lr=encoder_lr, occlude=occlude, blur=blur, color=color,
                       frame_step=frame_step, seed=seed)
         if resume:  # what the command line leaves out comes from the checkpoint
             saved = saved_recipe(out)

@@ -50,6 +50,7 @@ class TrainConfig:
     encoder_lr: float = 1.0  # effnet: the encoder's learning rate as a fraction of lr
     occlude: float = 0.0  # chance per clip of a sliding occluder (context the GRU can use)
     blur: float = 0.0  # chance per clip of one motion-blurred frame
+    color: float = 0.0  # chance per clip of other saturation, contrast and brightness (a fifth grey)
     frame_step: int = 1  # clips skip up to frame_step - 1 frames between steps (lower frame rates)
     offset_loss_weight: float = 0.03  # DEKR's COCO setting
     device: str = "cpu"
@@ -83,7 +84,7 @@ class TrainConfig:
         for name in ("clip_len", "batch", "steps", "checkpoint_every", "log_every", "frame_step"):
             if getattr(self, name) < 1:
                 raise PosevidError(f"--{name.replace('_', '-')} must be at least 1")
-        for name in ("occlude", "blur", "person_zoom"):
+        for name in ("occlude", "blur", "color", "person_zoom"):
             if not 0 <= getattr(self, name) <= 1:
                 raise PosevidError(f"--{name.replace('_', '-')} is a probability in [0, 1], got {getattr(self, name)}")
         if self.freeze_frame_net and not self.temporal:
@@ -166,7 +167,7 @@ def load_sources(cfg: TrainConfig) -> list:
     from posevid.data.readers import Augment, ClipSampler, read_annotations
 
     augment = Augment(out_width=cfg.input_size, out_height=cfg.input_size, scale=cfg.zoom, occlude=cfg.occlude,
-                      blur=cfg.blur, frame_step=cfg.frame_step, person_zoom=cfg.person_zoom,
+                      blur=cfg.blur, color=cfg.color, frame_step=cfg.frame_step, person_zoom=cfg.person_zoom,
                       person_size=cfg.person_size)
     sources = []
     for d in cfg.data:
@@ -341,8 +342,8 @@ def _any_rank(flag: bool, device: torch.device, dist: Distributed) -> bool:
 
 # What a resumed run must share with the run it continues (paths, workers and logging may change).
 RECIPE_FIELDS = ("model", "mix", "clip_len", "batch", "steps", "lr", "weight_decay", "input_size", "zoom", "person_zoom",
-                 "person_size", "temporal", "freeze_frame_net", "freeze_encoder", "encoder_lr", "occlude", "blur", "frame_step",
-                 "offset_loss_weight", "seed")
+                 "person_size", "temporal", "freeze_frame_net", "freeze_encoder", "encoder_lr", "occlude", "blur", "color",
+                 "frame_step", "offset_loss_weight", "seed")
 
 
 def frozen_encoder_modules(encoder: torch.nn.Module, blocks: int) -> list[torch.nn.Module]:

@@ -1,6 +1,6 @@
 import numpy as np
 
-from posevid.data.degrade import blur_one_frame, moving_occluder
+from posevid.data.degrade import blur_one_frame, jitter_colours, moving_occluder
 
 
 def _clip(t=8, size=96):
@@ -58,3 +58,25 @@ def test_blur_changes_one_frame_after_the_first():
     assert changed == [t == i for t in range(5)]
     # blurred: less high-frequency energy
     assert np.abs(np.diff(frames[i].astype(float), axis=1)).mean() < 0.6 * np.abs(np.diff(before[i].astype(float), axis=1)).mean()
+
+
+def test_jitter_colours_changes_the_whole_clip_alike():
+    rng = np.random.default_rng(5)
+    greys = 0
+    for seed in range(20):
+        frames = rng.integers(60, 190, (3, 24, 32, 3), dtype=np.uint8)  # mid-range: no clipping
+        frames[1] = frames[0]
+        before = frames.copy()
+        luma = lambda f: (f.astype(float) @ [0.114, 0.587, 0.299]).mean()  # noqa: E731
+        saturation, contrast, brightness = jitter_colours(np.random.default_rng(seed), frames)
+        assert frames.dtype == np.uint8 and np.array_equal(frames[0], frames[1])  # one draw for the clip
+        assert 0.6 <= contrast <= 1.4 and -32 <= brightness <= 32
+        assert abs(luma(frames) - (luma(before) + brightness)) < 1.0  # contrast keeps the mean; brightness moves it
+        spread = lambda f: (f.astype(float) @ [0.114, 0.587, 0.299]).std()  # noqa: E731
+        assert abs(spread(frames) - contrast * spread(before)) < 1.0
+        if saturation == 0:
+            greys += 1
+            assert np.abs(frames.astype(int) - frames[..., :1]).max() <= 1  # B = G = R
+        else:
+            assert 0.6 <= saturation <= 1.4
+    assert 0 < greys < 20

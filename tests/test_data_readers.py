@@ -151,6 +151,17 @@ def test_person_zoom_fits_the_frame_when_nobody_is_labelled(tmp_path):
     np.testing.assert_allclose(clip.affine[:, :2], np.eye(2), atol=1e-9)  # 128 x 96 fits 128 x 128 at scale 1
 
 
+def test_color_changes_the_pixels_of_a_clip_but_not_its_geometry(tmp_path):
+    pts = [{9: (30 + 6 * t, 40), 10: (90, 50)} for t in range(4)]
+    path = _video_json(tmp_path, _write_frames(tmp_path, 4, pts), pts)
+    plain = Augment(out_width=128, out_height=128)
+    clips = [ClipSampler(read_annotations(path), str(tmp_path), 4, dataclasses.replace(plain, color=c)).sample(
+        np.random.default_rng(3)) for c in (0.0, 1.0)]
+    assert not np.array_equal(clips[0].frames, clips[1].frames)
+    np.testing.assert_array_equal(clips[0].affine, clips[1].affine)  # drawn after the geometry
+    assert all(np.array_equal(a, b) for a, b in zip(clips[0].keypoints, clips[1].keypoints))
+
+
 def test_frame_step_subsamples_the_frame_rate_within_the_video(tmp_path):
     pts = [{9: (10 + 6 * t, 40)} for t in range(9)]  # the wrist's x tells which frame a clip frame is
     path = _video_json(tmp_path, _write_frames(tmp_path, 9, pts), pts)

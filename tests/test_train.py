@@ -210,7 +210,7 @@ def test_freeze_frame_net_trains_only_the_gru(coco_dir, tmp_path):
     start = DEKR(model_config("lite")).state_dict()
     torch.save(start, tmp_path / "start.pt")
     cfg = config(coco_dir, tmp_path / "run", lr=1e-2, init=str(tmp_path / "start.pt"), freeze_frame_net=True,
-                 occlude=1.0, blur=0.5)
+                 occlude=1.0, blur=0.5, color=0.5)
     trained = load_model(weights=train(cfg)).state_dict()
     for k, v in start.items():
         if k.startswith("temporal."):
@@ -224,6 +224,8 @@ def test_freeze_frame_net_trains_only_the_gru(coco_dir, tmp_path):
         config(coco_dir, tmp_path, occlude=1.5)
     with pytest.raises(PosevidError, match="--person-zoom is a probability"):
         config(coco_dir, tmp_path, person_zoom=-0.1)
+    with pytest.raises(PosevidError, match="--color is a probability"):
+        config(coco_dir, tmp_path, color=2.0)
     with pytest.raises(PosevidError, match="--person-size must be MIN,MAX"):
         config(coco_dir, tmp_path, person_size=(0.0, 1.0))
 

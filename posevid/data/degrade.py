@@ -1,8 +1,9 @@
-"""Clip degradations that only video context can undo: an occluder sliding across a person, a blurred frame.
+"""Clip degradations. Two that only video context can undo: an occluder sliding across a person, a blurred frame.
 
 They give the ConvGRU something to learn. On clean clips every frame holds all the evidence, so the
 per-frame network is as good as the temporal one and the GRU learns nothing extra. Keypoints keep their
 ground truth (the person is still there); covered ones become v = 1, as COCO marks occluded keypoints.
+A third, `jitter_colours`, is for the per-frame network: other cameras and lighting than the training data's.
 """
 from __future__ import annotations
 
@@ -78,3 +79,18 @@ def blur_one_frame(rng: np.random.Generator, frames: np.ndarray) -> int:
     kernel /= max(kernel.sum(), 1e-6)
     frames[i] = cv2.filter2D(frames[i], -1, kernel, borderType=cv2.BORDER_REFLECT)
     return i
+
+
+def jitter_colours(rng: np.random.Generator, frames: np.ndarray) -> tuple[float, float, float]:
+    """Changes the saturation, contrast and brightness of the whole clip (in place, one draw per clip, so the
+    frames stay consistent): the few real sources trained on share a handful of cameras and lights. A fifth of
+    the clips turn grey. Returns (saturation, contrast, brightness)."""
+    f = frames.astype(np.float32)
+    grey = f @ np.array([0.114, 0.587, 0.299], np.float32)  # BGR luma
+    saturation = 0.0 if rng.uniform() < 0.2 else float(rng.uniform(0.6, 1.4))
+    contrast = float(rng.uniform(0.6, 1.4))
+    brightness = float(rng.uniform(-32, 32))
+    f = grey[..., None] + saturation * (f - grey[..., None])
+    f = (f - grey.mean()) * contrast + grey.mean() + brightness
+    frames[:] = np.clip(f + 0.5, 0, 255).astype(np.uint8)
+    return saturation, contrast, brightness

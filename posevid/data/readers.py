@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from posevid.data.degrade import blur_one_frame, moving_occluder
+from posevid.data.degrade import blur_one_frame, jitter_colours, moving_occluder
 from posevid.data.label import keypoint_box
 from posevid.errors import PosevidError
 from posevid.skeleton import COCO
@@ -242,6 +242,7 @@ class Augment:
     flip_prob: float = 0.5  # horizontal flip (left/right keypoints swapped)
     occlude: float = 0.0  # chance per clip of an occluder sliding across a person (see data/degrade.py)
     blur: float = 0.0  # chance per clip of one motion-blurred frame after the first
+    color: float = 0.0  # chance per clip of other saturation, contrast and brightness (data/degrade.py)
     frame_step: int = 1  # clips take every s-th frame, s drawn from 1..frame_step (lower frame rates, e.g. 10 fps)
     # Chance per clip that the crop centres on one labelled person instead of fitting the whole frame, with
     # the person's keypoint box (longer side) at a log-uniform fraction of the crop: in wide photos and
@@ -349,6 +350,8 @@ class ClipSampler:
             moving_occluder(rng, frames, kps)
         if a.blur > 0 and rng.uniform() < a.blur:
             blur_one_frame(rng, frames)
+        if a.color > 0 and rng.uniform() < a.color:
+            jitter_colours(rng, frames)
         return Clip(frames, kps, full, tids, np.stack(ign), M, flip)
 
     def _focus(self, rng: np.random.Generator, rec) -> tuple[float, float, float] | None:
