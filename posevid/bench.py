@@ -3,7 +3,8 @@
 Each case runs the real command in a fresh process on a generated clip and samples the resident memory
 of the whole process tree (posevid + its ffmpeg decoder and encoder) every 20 ms. Frames/s is the
 command's own figure for its frame loop (decode → network → decode poses → track → draw → encode);
-start-up (imports, model load) is reported apart as wall time.
+start-up (imports, model load) is reported apart as wall time. For an effnet default it also times each
+part of the network (`network_parts_ms`), to show where the frame's time goes.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from posevid.config import DEFAULT_MODEL
+from posevid.config import DEFAULT_MODEL, model_config
 
 # Speed and memory targets for the shipped models, end to end on a 640×272 clip with the annotated video.
 TARGET_FPS = 25.0
@@ -113,6 +114,40 @@ def steady_state(name: str, size: int, flip: bool, frames: int = 3) -> float:
     return (time.perf_counter() - t) / frames
 
 
+def network_parts_ms(weights: Path, width: int = 640, height: int = 272, repeats: int = 5) -> dict[str, float]:
+    """Milliseconds per frame of each part of an effnet network at its input size on a width×height frame,
+    float32, median of `repeats` after a warm-up: where the network's time goes (the regression at 10 centres,
+    as inference computes it after local NMS)."""
+    import torch
+
+    from posevid.frames import Resize
+    from posevid.model import load_model
+
+    m = load_model(weights=weights).eval()
+    plan = Resize.plan(width, height, m.cfg.input_size)
+    x = torch.rand(1, 3, plan.in_h, plan.in_w) * 255
+    times: dict[str, list[float]] = {}
+
+    def timed(name, fn, *args):
+        t = time.perf_counter()
+        out = fn(*args)
+        times.setdefault(name, []).append(1000 * (time.perf_counter() - t))
+        return out
+
+    with torch.inference_mode():
+        for _ in range(repeats + 1):
+            z = (x - m.input_mean) / m.input_std
+            taps = timed("encoder (EfficientNet-Lite0)", m.encoder.features, z)
+            fused = timed("lateral, exchange, fusion", m.fuse_taps, taps)
+            if m.temporal is not None:
+                fused = timed("ConvGRU", lambda f: m.temporal(f, None)[0], fused)
+            heat = timed("heatmap head", lambda f: m.head_heatmap[1](m.head_heatmap[0](m.transition_heatmap(f))),
+                         fused)
+            index = torch.arange(10) * (heat.shape[-1] * heat.shape[-2] // 10)
+            timed("regression at 10 centres", m.offsets_at, fused[0], index)
+    return {name: float(sorted(t[1:])[len(t[1:]) // 2]) for name, t in times.items()}
+
+
 def target_encoding_ms(frames: int = 200) -> float:
     """Milliseconds per training frame for `encode_dekr` (64×64 maps, 1-4 fully labelled people)."""
     import numpy as np
@@ -180,6 +215,7 @@ def main() -> None:
         w32_args = [str(square), "--weights", str(w32), "--out", str(tmp / "out"), "--input-size", "512"]
         results["hrnet_w32 512x512, video out"] = run_infer(w32_args)
         results["hrnet_w32 512x512, flip test"] = run_infer([*w32_args, "--flip"])
+        parts = network_parts_ms(weights) if model_config(m).encoder == "efficientnet" else {}
     steady = {flip: steady_state("hrnet_w32", 512, flip, 2 if a.quick else 4) for flip in (False, True)}
     results["hrnet_w32 512x512 steady state, s/frame"] = {"no_flip": steady[False], "flip": steady[True]}
     synth = subprocess.run([sys.executable, "-m", "posevid.data.bench"], capture_output=True, text=True)
@@ -205,6 +241,10 @@ def main() -> None:
               f"({r['people_per_clip']:.1f} people per clip; video encoding excluded)")
     else:
         print(f"synthetic data generator: not measured ({(synth.stderr.strip().splitlines() or ['?'])[-1]})")
+    if parts:
+        results[f"{m} network parts, ms/frame"] = parts
+        print(f"{m} network at input {size} on 640x272, float32, ms/frame: "
+              + ", ".join(f"{name} {ms:.0f}" for name, ms in parts.items()))
     encode_ms = target_encoding_ms()
     results["training target encoding, ms/frame"] = encode_ms
     print(f"training targets (encode_dekr, 64x64 maps, 1-4 people): {encode_ms:.2f} ms/frame")

@@ -52,3 +52,12 @@ def test_imagenet_weights_label_an_espresso():
     features_only = EfficientNetLite0(classifier=False)
     load_imagenet(features_only)
     assert torch.equal(features_only._blocks[5]._depthwise_conv.weight, model._blocks[5]._depthwise_conv.weight)
+
+
+def test_bench_times_every_part_of_the_effnet_network(tmp_path):
+    from posevid.bench import network_parts_ms, random_weights
+
+    parts = network_parts_ms(random_weights("effnet", tmp_path), width=160, height=96, repeats=1)
+    assert list(parts) == ["encoder (EfficientNet-Lite0)", "lateral, exchange, fusion", "ConvGRU", "heatmap head",
+                           "regression at 10 centres"]
+    assert all(ms > 0 for ms in parts.values())

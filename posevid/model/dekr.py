@@ -136,7 +136,11 @@ class EfficientDEKR(PoseHeads):
         self._build_heads(cfg, temporal, efficientnet.INPUT_MEAN, efficientnet.INPUT_STD)
 
     def backbone(self, x: torch.Tensor) -> torch.Tensor:
-        xs = [lateral(f) for lateral, f in zip(self.lateral, self.encoder.features(x))]
+        return self.fuse_taps(self.encoder.features(x))
+
+    def fuse_taps(self, taps: list[torch.Tensor]) -> torch.Tensor:
+        """The encoder's stride 4/8/16/32 maps → the fused stride-4 map (lateral, exchange, fusion)."""
+        xs = [lateral(f) for lateral, f in zip(self.lateral, taps)]
         xs = self.exchange(xs)
         size = xs[0].shape[-2:]
         y = self.fuse[0](xs[0])
