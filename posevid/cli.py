@@ -212,8 +212,9 @@ def train(
     person_zoom: Annotated[float, typer.Option(help="Chance per clip that the crop centres on one labelled person, "
                                                     "its keypoint box --person-size of the crop, instead of fitting "
                                                     "the whole frame (people in wide photos and groups).")] = 0.0,
-    person_size: Annotated[str, typer.Option(help="MIN,MAX size (log-uniform) of --person-zoom's person: the longer "
-                                                  "side of its keypoint box as a fraction of the crop.")] = "0.3,1.2",
+    person_size: Annotated[str, typer.Option(help="MIN,MAX size (log-uniform) of --person-zoom's person: the "
+                                                  "longer side of its keypoint box as a fraction of the crop.")]
+    = "0.3,1.2",
     offset_weight: Annotated[float, typer.Option(help="Weight of the offset loss against the heatmap loss "
                                                        "(DEKR's COCO value 0.03 assumes a pretrained backbone).")] = 0.03,
     init: Annotated[Optional[str], typer.Option(help="Start from an official DEKR or posevid checkpoint, or "

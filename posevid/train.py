@@ -341,9 +341,9 @@ def _any_rank(flag: bool, device: torch.device, dist: Distributed) -> bool:
 
 
 # What a resumed run must share with the run it continues (paths, workers and logging may change).
-RECIPE_FIELDS = ("model", "mix", "clip_len", "batch", "steps", "lr", "weight_decay", "input_size", "zoom", "person_zoom",
-                 "person_size", "temporal", "freeze_frame_net", "freeze_encoder", "encoder_lr", "occlude", "blur", "color",
-                 "frame_step", "offset_loss_weight", "seed")
+RECIPE_FIELDS = ("model", "mix", "clip_len", "batch", "steps", "lr", "weight_decay", "input_size", "zoom",
+                 "person_zoom", "person_size", "temporal", "freeze_frame_net", "freeze_encoder", "encoder_lr",
+                 "occlude", "blur", "color", "frame_step", "offset_loss_weight", "seed")
 
 
 def frozen_encoder_modules(encoder: torch.nn.Module, blocks: int) -> list[torch.nn.Module]:
