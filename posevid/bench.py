@@ -141,8 +141,7 @@ def network_parts_ms(weights: Path, width: int = 640, height: int = 272, repeats
             fused = timed("lateral, exchange, fusion", m.fuse_taps, taps)
             if m.temporal is not None:
                 fused = timed("ConvGRU", lambda f: m.temporal(f, None)[0], fused)
-            heat = timed("heatmap head", lambda f: m.head_heatmap[1](m.head_heatmap[0](m.transition_heatmap(f))),
-                         fused)
+            heat = timed("heatmap head", m.heatmaps, fused)
             index = torch.arange(10) * (heat.shape[-1] * heat.shape[-2] // 10)
             timed("regression at 10 centres", m.offsets_at, fused[0], index)
     return {name: float(sorted(t[1:])[len(t[1:]) // 2]) for name, t in times.items()}

@@ -192,6 +192,14 @@ def infer(
     raise typer.Exit(1 if failures else 0)
 
 
+def _numbers(text: str, error: str) -> tuple[float, ...]:
+    """The comma-separated numbers of an option's value; PosevidError(`error`, got ...) otherwise."""
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise PosevidError(f"{error}, got {text!r}") from None
+
+
 @app.command()
 def train(
     ctx: typer.Context,
@@ -253,18 +261,9 @@ def train(
         from posevid.train import train as run_training
 
         dev = pick_device(device)
-        try:
-            zoom_range = tuple(float(z) for z in zoom.split(","))
-        except ValueError:
-            raise PosevidError(f"--zoom must be MIN,MAX numbers, got {zoom!r}") from None
-        try:
-            size_range = tuple(float(z) for z in person_size.split(","))
-        except ValueError:
-            raise PosevidError(f"--person-size must be MIN,MAX numbers, got {person_size!r}") from None
-        try:
-            shares = tuple(float(m) for m in mix.split(",")) if mix else ()
-        except ValueError:
-            raise PosevidError(f"--mix must be numbers separated by commas, got {mix!r}") from None
+        zoom_range = _numbers(zoom, "--zoom must be MIN,MAX numbers")
+        size_range = _numbers(person_size, "--person-size must be MIN,MAX numbers")
+        shares = _numbers(mix, "--mix must be numbers separated by commas") if mix else ()
         recipe = dict(data=tuple(data or ()), mix=shares, model=model, image_root=image_root, clip_len=clip_len,
                       batch=batch, steps=steps, lr=lr, input_size=input_size, zoom=zoom_range,
                       person_zoom=person_zoom, person_size=size_range,

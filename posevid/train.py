@@ -67,12 +67,11 @@ class TrainConfig:
         self.data = tuple(str(d) for d in self.data)
         if not self.data:
             raise PosevidError("no training data: pass --data DIR_OR_FILE")
-        self.zoom = tuple(float(z) for z in self.zoom)
-        if len(self.zoom) != 2 or not 0 < self.zoom[0] <= self.zoom[1]:
-            raise PosevidError(f"--zoom must be MIN,MAX with 0 < MIN <= MAX, got {self.zoom}")
-        self.person_size = tuple(float(z) for z in self.person_size)
-        if len(self.person_size) != 2 or not 0 < self.person_size[0] <= self.person_size[1]:
-            raise PosevidError(f"--person-size must be MIN,MAX with 0 < MIN <= MAX, got {self.person_size}")
+        for name in ("zoom", "person_size"):
+            lo_hi = tuple(float(z) for z in getattr(self, name))
+            setattr(self, name, lo_hi)
+            if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1]:
+                raise PosevidError(f"--{name.replace('_', '-')} must be MIN,MAX with 0 < MIN <= MAX, got {lo_hi}")
         self.mix = tuple(float(m) for m in self.mix)
         if self.mix and (len(self.mix) != len(self.data) or min(self.mix) < 0 or sum(self.mix) <= 0):
             raise PosevidError(f"--mix needs one non-negative share per --data ({len(self.data)}), not all zero; "

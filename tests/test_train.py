@@ -172,7 +172,8 @@ def test_resume_from_the_command_line_takes_the_recipe_from_the_checkpoint(coco_
     run = lambda *args: CliRunner().invoke(app, ["train", "--out", str(tmp_path / "r"), "--device", "cpu", *args])  # noqa: E731
     first = run("--data", str(coco_dir / "ann.json"), "--model", "lite", "--steps", "3", "--batch", "1",
                 "--clip-len", "2", "--input-size", "64", "--lr", "2e-3", "--zoom", "1.0,1.5", "--offset-weight",
-                "0.5", "--person-zoom", "0.5", "--person-size", "0.2,0.9", "--no-temporal", "--seed", "3", "--time-limit", "1e-9")  # stops after step 1
+                "0.5", "--person-zoom", "0.5", "--person-size", "0.2,0.9", "--no-temporal", "--seed", "3",
+                "--time-limit", "1e-9")  # stops after step 1
     assert first.exit_code == 0, first.output
     assert torch.load(tmp_path / "r" / "last.pt", weights_only=True)["step"] == 1
     mismatch = run("--resume", "--lr", "1e-3")  # an explicit option still has to match

@@ -91,6 +91,7 @@ def jitter_colours(rng: np.random.Generator, frames: np.ndarray) -> tuple[float,
     contrast = float(rng.uniform(0.6, 1.4))
     brightness = float(rng.uniform(-32, 32))
     f = grey[..., None] + saturation * (f - grey[..., None])
-    f = (f - grey.mean()) * contrast + grey.mean() + brightness
+    mean = grey.mean()
+    f = (f - mean) * contrast + mean + brightness
     frames[:] = np.clip(f + 0.5, 0, 255).astype(np.uint8)
     return saturation, contrast, brightness

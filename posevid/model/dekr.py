@@ -95,8 +95,12 @@ class PoseHeads(nn.Module):
                 f, state = self.temporal(features[:, i], state)
                 steps.append(f)
             features = torch.stack(steps, 1).flatten(0, 1)
-        heatmaps = self.head_heatmap[1](self.head_heatmap[0](self.transition_heatmap(features)))
+        heatmaps = self.heatmaps(features)
         return ClipFeatures(heatmaps.unflatten(0, (n, t)), features.unflatten(0, (n, t)), state)
+
+    def heatmaps(self, features: torch.Tensor) -> torch.Tensor:
+        """The heatmap head: fused features (N, C_f, h, w) → (N, K+1, h, w)."""
+        return self.head_heatmap[1](self.head_heatmap[0](self.transition_heatmap(features)))
 
     def offsets_at(self, features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """The regression of one frame at chosen map pixels only: features (C_f, h, w) from `run_clip`,
