@@ -192,6 +192,9 @@ def main() -> None:
         # `--precision auto` (the default) is bf16 on CPUs that compute it natively: float32 beside it
         results[f"{m} 640x272 (input {size}), fp32, video out"] = run_infer(
             [str(short), *common, "--precision", "fp32"])
+        # the multi-scale test for people close to the camera: a second pass at half the input size
+        results[f"{m} 640x272 (input {size}), --scales 1,0.5, video out"] = run_infer(
+            [str(short), *common, "--scales", "1,0.5"])
         if size != 128:
             results[f"{m} 640x272, input 128, video out"] = run_infer([str(short), *common, "--input-size", "128"])
         results[f"{m} 640x272, keypoints only"] = run_infer([str(short), *common, "--no-video"])

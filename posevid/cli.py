@@ -46,6 +46,9 @@ PoseScore = Enum("PoseScore", {s.replace("-", "_"): s for s in POSE_SCORES}, typ
 POSE_SCORE_HELP = ("What a pose's score is: center-keypoints (DEKR's: center peak × mean keypoint score) or "
                    "center (the center peak alone) [default: the weights'].")
 THRESHOLD_HELP = "Minimum pose score reported [default: the weights', 0.2 unless they store another]."
+SCALES_HELP = ("Multi-scale test: input sizes as factors of the input size, largest first, e.g. 1,0.5: each "
+               "person comes from the largest scale that sees it under 220 px (for people close to the camera; "
+               "each scale costs its pixels) [default: 1].")
 
 
 class Format(str, Enum):
@@ -102,6 +105,17 @@ def check_input_size(size: int | None) -> None:
         raise PosevidError(f"--input-size must be a positive multiple of 32, got {size}")
 
 
+def parse_scales(text: str | None) -> tuple[float, ...]:
+    """--scales → factors, positive and decreasing."""
+    if text is None:
+        return (1.0,)
+    error = "--scales takes positive, decreasing factors such as 1,0.5"
+    scales = _numbers(text, error)
+    if any(not s > 0 for s in scales) or any(a <= b for a, b in zip(scales, scales[1:])):
+        raise PosevidError(f"{error}, got {text!r}")
+    return scales
+
+
 @app.command()
 def infer(
     inputs: Annotated[list[str], typer.Argument(help="Videos or images, folders of them, or glob patterns.")],
@@ -133,6 +147,7 @@ def infer(
     = Format.jsonl,
     snap: Annotated[Optional[float], typer.Option(help="Move keypoints to heatmap peaks within SNAP × pose "
                                                        "size; 0: DEKR's decoding [default: the weights'].")] = None,
+    scales: Annotated[Optional[str], typer.Option(help=SCALES_HELP)] = None,
 ) -> None:
     """Estimate poses in videos and images: writes OUT/<name>.pose.jsonl and an annotated OUT/<name>.pose.mp4
     (for an image OUT/<name>.pose.jpg, .png, ...: the input's format)."""
@@ -159,9 +174,11 @@ def infer(
         predictor = load_predictor(model, path, device, not no_temporal,
                                    PredictConfig(threshold=threshold, flip=flip, input_size=input_size,
                                                  snap_radius=snap, precision=precision.value,
-                                                 pose_score=pose_score and pose_score.value))
+                                                 pose_score=pose_score and pose_score.value,
+                                                 scales=parse_scales(scales)))
         header = {"model": predictor.model.cfg.name, "weights": str(path), "weights_sha256": sha256_file(path),
                   "temporal": not no_temporal, "flip": flip, "input_size": predictor.input_size,
+                  "scales": list(predictor.config.scales),
                   "snap_radius": predictor.snap_radius, "pose_score": predictor.pose_score,
                   "threshold": predictor.threshold, "precision": predictor.precision}
         opts = InferOptions(out_dir=out, write_video=not no_video, coco=format == Format.coco, stride=stride,
@@ -320,6 +337,7 @@ def eval_(
                                          "the true keypoints against chance (training checks).")] = False,
     device: Annotated[Device, typer.Option(help="Where the network runs.")] = Device.auto,
     precision: Annotated[Precision, typer.Option(help=PRECISION_HELP)] = Precision.auto,
+    scales: Annotated[Optional[str], typer.Option(help=SCALES_HELP)] = None,
 ) -> None:
     """Score the temporal model and its per-frame twin: local-NMS score, OKS, COCO AP, jitter."""
     import json
@@ -353,7 +371,8 @@ def eval_(
         per_frame = load_model(model, path, temporal=False)
         report = evaluate(temporal, per_frame, annotations, videos, threshold=threshold, device=dev,
                           predict=PredictConfig(flip=flip, input_size=input_size, snap_radius=snap,
-                                                precision=precision.value, pose_score=pose_score and pose_score.value))
+                                                precision=precision.value, pose_score=pose_score and pose_score.value,
+                                                scales=parse_scales(scales)))
         extra = {"weights": str(path)}
         if regression:
             extra["center_regression"] = center_regression(per_frame, annotations, videos, input_size, dev)

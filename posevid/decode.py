@@ -177,3 +177,35 @@ def decode(heatmaps: torch.Tensor, poses: torch.Tensor, max_people: int = 30, ce
     out = torch.cat([kpts, kpt_scores[..., None]], -1)[keep]
     return Poses(out.numpy().astype(np.float64), scores[keep].numpy().astype(np.float64),
                  center_scores[keep].numpy().astype(np.float64))
+
+
+def merge_scales(passes: list[Poses], zooms: list[float], max_size: float, nms_dist_ratio: float = 0.05,
+                 nms_min_close: int = 8) -> Poses:
+    """One image's poses from passes at several input scales → one set (multi-scale test).
+
+    passes: the poses of each pass in source pixels, largest zoom first; zooms: each pass's input pixels
+    per source pixel. Each person is taken from the largest zoom at which its keypoint box's diagonal is
+    under `max_size` input pixels (the smallest zoom also takes the larger ones): the network regresses
+    people larger than that shrunk, and smaller people are better seen at the larger zoom (the "valid
+    ranges" of SNIP, Singh & Davis, CVPR 2018). The people kept then go through pose NMS together.
+    """
+    if len(passes) != len(zooms) or not passes:
+        raise ValueError(f"merge_scales: {len(passes)} passes but {len(zooms)} zooms")
+    if any(a <= b for a, b in zip(zooms, zooms[1:])):
+        raise ValueError(f"merge_scales: zooms must decrease, got {zooms}")
+    kept: list[Poses] = []
+    for i, (poses, zoom) in enumerate(zip(passes, zooms)):
+        xy = poses.keypoints[..., :2]
+        diag = np.hypot(*(xy.max(1) - xy.min(1)).T) if len(poses) else np.zeros(0)  # source pixels
+        keep = np.ones(len(poses), bool)
+        if i + 1 < len(passes):
+            keep &= diag * zoom < max_size
+        if i > 0:
+            keep &= diag * zooms[i - 1] >= max_size
+        kept.append(poses.select(keep))
+    keypoints = np.concatenate([p.keypoints for p in kept])
+    scores = np.concatenate([p.scores for p in kept])
+    center_scores = np.concatenate([p.center_scores for p in kept])
+    keep = pose_nms(torch.from_numpy(keypoints[..., :2]), torch.from_numpy(scores), nms_dist_ratio,
+                    nms_min_close).numpy()
+    return Poses(keypoints[keep], scores[keep], center_scores[keep])

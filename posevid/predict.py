@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from posevid.config import check_pose_score
-from posevid.decode import Poses, center_peaks, decode, merge_flipped, pose_map
+from posevid.decode import Poses, center_peaks, decode, merge_flipped, merge_scales, pose_map
+from posevid.errors import PosevidError
 from posevid.frames import STRIDE, Resize, to_tensor
 from posevid.model.dekr import PoseHeads
 from posevid.model.inference import inference_copy, resolve_precision
@@ -28,6 +29,13 @@ class PredictConfig:
     # "fp32", "bf16" (the backbone in bfloat16: faster where the CPU has it, outputs differ slightly), or "auto":
     # bf16 on CPUs that compute it natively, else fp32 (posevid.model.inference.resolve_precision)
     precision: str = "auto"
+    # Multi-scale test: input sizes as factors of input_size, largest first, each person taken from the
+    # largest scale that sees it under scale_max_size (decode.merge_scales); each scale costs its pixels.
+    scales: tuple[float, ...] = (1.0,)
+    # Keypoint-box diagonal (input pixels) above which a person is taken from a smaller scale: on the dev
+    # photos effnet's regression draws people above about 200 px shrunk (0.67 of their size, against 0.95
+    # below), and two-scale keypoint AP was best at 220 of 180-360 (posevid/weights/posevid_effnet.md).
+    scale_max_size: float = 220.0
 
 
 @dataclass
@@ -48,6 +56,11 @@ class Predictor:
         self.precision = resolve_precision(self.config.precision, self.device)
         self.skeleton = skeleton
         self.input_size = self.config.input_size or model.cfg.input_size
+        scales = tuple(self.config.scales)
+        self.input_sizes = [round(self.input_size * s) for s in scales]  # shorter input side per scale
+        if not scales or self.input_sizes[-1] < 32 or any(a <= b for a, b in zip(self.input_sizes, self.input_sizes[1:])):
+            raise PosevidError(f"scales {scales} give input sizes {self.input_sizes} at input size {self.input_size}: "
+                               "they must decrease, none under 32")
         # Decoding settings the config leaves open are the weights' own (ModelConfig).
         c, m = self.config, model.cfg
         self.snap_radius = m.snap_radius if c.snap_radius is None else c.snap_radius
@@ -57,9 +70,10 @@ class Predictor:
 
     def reset(self) -> None:
         """Forget the video context (new video)."""
-        self._state: torch.Tensor | None = None  # (streams, hidden, h, w): the frames, and with flip their mirror
+        # per scale, (streams, hidden, h, w): the frames, and with flip their mirror
+        self._states: list[torch.Tensor | None] = [None] * len(self.input_sizes)
         self._thumb: np.ndarray | None = None
-        self._plan: Resize | None = None
+        self._plans: list[Resize] = []  # per scale
 
     def _is_scene_cut(self, image: np.ndarray) -> bool:
         thumb = cv2.resize(image, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
@@ -82,7 +96,7 @@ class Predictor:
         run_starts_at_cut = False
         for image in images:
             h, w = image.shape[:2]
-            resized = self._plan is None or (self._plan.src_w, self._plan.src_h) != (w, h)
+            resized = not self._plans or (self._plans[0].src_w, self._plans[0].src_h) != (w, h)
             cut = not resized and self._is_scene_cut(image)
             if resized or cut:
                 if run:  # frames before the cut finish with the old state
@@ -90,28 +104,44 @@ class Predictor:
                 run, run_starts_at_cut = [], cut
                 if resized:
                     self.reset()
-                    self._plan = Resize.plan(w, h, self.input_size)
+                    self._plans = [Resize.plan(w, h, size) for size in self.input_sizes]
                     self._is_scene_cut(image)  # remember this frame for the next comparison
-                self._state = None
+                self._states = [None] * len(self.input_sizes)
             run.append(image)
         if run:
             results += self._run(run, run_starts_at_cut)
         return results
 
     def _run(self, images: list[np.ndarray], cut: bool) -> list[FrameResult]:
-        plan = self._plan
+        passes = [self._run_scale(images, i) for i in range(len(self._plans))]  # (scales, frames) of Poses
+        results = []
+        for t in range(len(images)):
+            if len(passes) == 1:
+                found = passes[0][t]
+            else:
+                shorter = min(self._plans[0].src_w, self._plans[0].src_h)
+                found = merge_scales([p[t] for p in passes], [size / shorter for size in self.input_sizes],
+                                     self.config.scale_max_size)
+            found = found.select(found.scores >= self.threshold)
+            nms_score = float(found.center_scores.mean()) if len(found) else 0.0
+            results.append(FrameResult(found, nms_score, cut and t == 0))
+        return results
+
+    def _run_scale(self, images: list[np.ndarray], scale: int) -> list[Poses]:
+        """The network and decoding at one input scale → each frame's poses in source pixels, unthresholded."""
+        plan = self._plans[scale]
         # The mirrored frames (flip test) are a second stream of the same batch, with their own GRU state.
         streams = [torch.stack([to_tensor(im, plan, flip=flip)[0] for im in images])
                    for flip in ((False, True) if self.config.flip else (False,))]
         x = torch.stack(streams).to(self.device)  # (S, T, 3, H, W)
         bf16 = self.precision == "bf16"
         if self.config.flip:  # merging the mirrored pass needs the dense maps
-            out = self.model.forward_clip(x, self._state, bf16)
+            out = self.model.forward_clip(x, self._states[scale], bf16)
             offsets = out.offsets.float().cpu()  # (S, T, C, h, w)
         else:  # the regression is read at local-NMS centres only: compute it there (offsets_at)
-            out = self.model.run_clip(x, self._state, bf16)
+            out = self.model.run_clip(x, self._states[scale], bf16)
         heatmaps = out.heatmaps.float().cpu()
-        self._state = out.state
+        self._states[scale] = out.state
         results = []
         for t in range(len(images)):
             if self.config.flip:
@@ -122,10 +152,8 @@ class Predictor:
                 poses = pose_map(self._sparse_offsets(heat[-1], out.features[0, t]))
             found = decode(heat, poses, self.config.max_people, self.config.center_threshold,
                            snap_radius=self.snap_radius, pose_score=self.pose_score)
-            found = found.select(found.scores >= self.threshold)
             found.keypoints[..., :2] = plan.to_source(found.keypoints[..., :2] * STRIDE)
-            nms_score = float(found.center_scores.mean()) if len(found) else 0.0
-            results.append(FrameResult(found, nms_score, cut and t == 0))
+            results.append(found)
         return results
 
     def _sparse_offsets(self, center: torch.Tensor, features: torch.Tensor) -> torch.Tensor:

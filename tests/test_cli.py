@@ -68,7 +68,7 @@ def test_video_and_keypoints_with_audio(clip_factory, weights, tmp_path):
     header, frames = lines(out / "talk.pose.jsonl")
     assert header["fps"] == "30000/1001" and header["frame_count"] == 15 and header["model"] == "lite"
     assert len(header["weights_sha256"]) == 64
-    assert (header["threshold"], header["pose_score"]) == (0.0, "center-keypoints")  # as resolved
+    assert (header["threshold"], header["pose_score"], header["scales"]) == (0.0, "center-keypoints", [1.0])
     assert [f["frame"] for f in frames] == list(range(15))
     assert frames[1]["pts_ms"] == pytest.approx(1001 / 30, abs=0.01)
     assert all(f["persons"] for f in frames)  # the test network "sees" people
@@ -278,7 +278,7 @@ def test_eval_command_on_own_annotations(weights, tmp_path):
     assert (tmp_path / "rep" / "annotations_nms_score.png").stat().st_size > 0
     code, stdout, stderr = run_eval("--annotations", ann, "--weights", weights, "--out", tmp_path / "rep2",
                                     "--no-temporal", "--snap", "0.3", "--input-size", "64", "--regression",
-                                    "--precision", "bf16")
+                                    "--precision", "bf16", "--scales", "1,0.5")
     assert code == 0, stderr
     alone = json.loads((tmp_path / "rep2" / "annotations.json").read_text())
     assert "center_regression" not in report and alone["center_regression"]["people"] == 6
@@ -286,6 +286,7 @@ def test_eval_command_on_own_annotations(weights, tmp_path):
     assert set(alone["models"]) == {"per-frame"} and "temporal" not in stdout
     assert (alone["input_size"], alone["snap_radius"], report["snap_radius"]) == (64, 0.3, 0.0)
     assert (alone["precision"], report["precision"]) == ("bf16", "fp32")
+    assert (alone["scales"], report["scales"]) == ([1.0, 0.5], [1.0])
     assert alone["models"]["per-frame"]["oks_score"] != report["models"]["per-frame"]["oks_score"]
     identity = tmp_path / "identity.pt"  # a GRU that was never trained: scored once
     save_checkpoint(identity, DEKR(model_config("lite")))
@@ -297,6 +298,11 @@ def test_eval_command_on_own_annotations(weights, tmp_path):
     assert code == 1 and "exactly one of --split or --annotations" in stderr
     code, _, stderr = run_eval("--annotations", ann, "--weights", weights, "--input-size", "50")
     assert code == 1 and "--input-size must be a positive multiple of 32" in stderr
+    for bad in ("0.5,1", "1,0", "1,a"):
+        code, _, stderr = run_eval("--annotations", ann, "--weights", weights, "--scales", bad)
+        assert code == 1 and "--scales takes positive, decreasing factors" in stderr and len(stderr.splitlines()) == 1
+    code, _, stderr = run_eval("--annotations", ann, "--weights", weights, "--input-size", "64", "--scales", "1,0.1")
+    assert code == 1 and "none under 32" in stderr and len(stderr.splitlines()) == 1
     data = json.loads(ann.read_text())
     for a in data["annotations"]:  # 4 labelled keypoints each: too few for a person size
         a["keypoints"] = a["keypoints"][:12] + [0] * (len(a["keypoints"]) - 12)

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from posevid.decode import (center_peaks, decode, keypoint_peaks, merge_flipped, pose_map, pose_nms, sample_bilinear,
-                            snap_to_peaks)
+from posevid.decode import (Poses, center_peaks, decode, keypoint_peaks, merge_flipped, merge_scales, pose_map,
+                            pose_nms, sample_bilinear, snap_to_peaks)
 from posevid.frames import PAD_RGB, Resize, to_tensor
 from posevid.skeleton import COCO
 
@@ -126,6 +126,40 @@ def test_pose_nms_removes_duplicates_keeps_distinct():
     c = torch.tensor(random_pose(rng, 80, 20, 10), dtype=torch.float32)
     keep = pose_nms(torch.stack([a, b, c]), torch.tensor([0.5, 0.8, 0.4]))
     assert keep.tolist() == [1, 2]
+
+
+def test_merge_scales_takes_each_person_from_the_largest_zoom_that_sees_it_small_enough():
+    rng = np.random.default_rng(3)
+
+    def person(x, y, height):  # a pose whose keypoint box is about height × height / 2 source pixels
+        kp = np.stack([x + rng.uniform(-height / 4, height / 4, K), y + rng.uniform(-height / 2, height / 2, K),
+                       np.ones(K)], 1)
+        kp[0, 1], kp[1, 1] = y - height / 2, y + height / 2
+        return kp
+
+    def poses(*people, score=0.5):
+        return Poses(np.stack(people), np.full(len(people), score), np.full(len(people), score))
+
+    small, large = person(50, 50, 60), person(200, 100, 150)  # diagonals about 67 and 168 source px
+    # the full pass sees both (zoom 2: 134 and 335 input px); the half pass too (zoom 1: 67 and 168)
+    full = poses(small, large, score=0.9)
+    half = poses(small + [1, 1, 0], large + [2, 0, 0], score=0.4)
+    merged = merge_scales([full, half], [2.0, 1.0], max_size=200.0)
+    assert len(merged) == 2
+    assert np.allclose(merged.keypoints[merged.scores == 0.9], small)  # small: from the full pass
+    assert np.allclose(merged.keypoints[merged.scores == 0.4], large + [2, 0, 0])  # large: from the half pass
+    # the smallest zoom keeps people of any size; a person the full pass sees small enough is not taken twice
+    assert len(merge_scales([full, half], [0.5, 0.25], max_size=200.0)) == 2
+    assert np.allclose(merge_scales([full, half], [0.5, 0.25], max_size=200.0).scores, 0.9)
+    # a person the two passes draw at sizes either side of the boundary is kept by both: pose NMS merges them
+    centre = large[:, :2].mean(0)
+    grown, shrunk = large.copy(), large.copy()
+    grown[:, :2], shrunk[:, :2] = centre + 1.02 * (large[:, :2] - centre), centre + 0.98 * (large[:, :2] - centre)
+    diag = np.hypot(*np.ptp(large[:, :2], 0))
+    merged = merge_scales([poses(shrunk, score=0.9), poses(grown, score=0.8)], [1.0, 0.5], diag)
+    assert len(merged) == 1 and merged.scores[0] == 0.9
+    with pytest.raises(ValueError, match="decrease"):
+        merge_scales([full, half], [1.0, 1.0], 200.0)
 
 
 def test_flip_merge_of_a_mirrored_pass_gives_the_same_people():

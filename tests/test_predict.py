@@ -90,6 +90,29 @@ def test_flip_test_runs_the_mirror_as_a_second_stream(model):
     assert not np.allclose(kp(a[2])[:3], kp(plain[2])[:3], atol=1e-3)  # the mirror pass changes the result
 
 
+def test_scales_run_one_pass_each_with_its_own_state_and_merge_them(model):
+    from posevid.decode import merge_scales
+    from posevid.errors import PosevidError
+
+    clip = frames(7, 3)  # 96 × 128: input 128 → zoom 4/3, input 64 → 2/3
+    full = Predictor(model, PredictConfig(threshold=0, input_size=128)).predict(clip)
+    half = Predictor(model, PredictConfig(threshold=0, input_size=64)).predict(clip)
+    sizes = [np.hypot(*np.ptp(kp(r)[:, :, :2], 1).T) * 4 / 3 for r in full]  # keypoint-box diagonals, input px
+    ranked = np.sort(np.concatenate(sizes))
+    split = float(ranked[len(ranked) // 2 - 1: len(ranked) // 2 + 1].mean())  # both passes keep some people
+    both = Predictor(model, PredictConfig(threshold=0, input_size=128, scales=(1.0, 0.5), scale_max_size=split))
+    got = both.predict(clip[:1]) + both.predict(clip[1:])  # each scale's GRU state carries across calls
+    for t in range(3):
+        want = merge_scales([full[t].poses, half[t].poses], [4 / 3, 2 / 3], split)
+        assert np.allclose(kp(got[t]), want.keypoints, atol=1e-3)
+        assert np.allclose(got[t].poses.scores, want.scores)
+    from_half = [np.isin(got[t].poses.scores, half[t].poses.scores).any() for t in range(3)]
+    from_full = [np.isin(got[t].poses.scores, full[t].poses.scores).any() for t in range(3)]
+    assert any(from_half) and any(from_full)
+    with pytest.raises(PosevidError, match="must decrease"):
+        Predictor(model, PredictConfig(input_size=128, scales=(1.0, 0.999)))  # both round to 128
+
+
 def test_threshold_and_pose_score_default_to_the_weights_settings(model):
     from dataclasses import replace
 

@@ -65,7 +65,7 @@ class Report:
     videos: list[str]  # where each video's frames came from (mp4 or first image), in evaluation order
     threshold: float  # minimum pose score the predictors reported
     models: list[ModelReport]  # temporal first, then per-frame
-    # input_size, flip, snap_radius, pose_score, precision as the predictors resolved them
+    # input_size, flip, snap_radius, pose_score, precision, scales as the predictors resolved them
     decoding: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

@@ -102,7 +102,7 @@ def evaluate(
     models = [model_report(name, scored[m], gt.coco, nms_curves[m], people_at) for m, (name, _) in enumerate(named)]
     p = predictors[-1]
     decoding = {"input_size": p.input_size, "flip": p.config.flip, "snap_radius": p.snap_radius,
-                "pose_score": p.pose_score, "precision": p.precision}
+                "pose_score": p.pose_score, "precision": p.precision, "scales": list(p.config.scales)}
     return Report(str(annotations), names, float(threshold), models, decoding)
 
 
