@@ -397,6 +397,11 @@ def eval_(
             hm = r["heatmap_median_error"]
             typer.echo(f"keypoint heatmaps' maximum within {hm['window']} × size of the true keypoints: median "
                        f"error {hm['network']:.3f} × person size; chance {hm['chance']:.3f}")
+            sr = r["size_ratio"]
+            small, large = ("none" if v is None else f"{v:.2f}" for v in (sr["small"], sr["large"]))
+            typer.echo(f"size of those poses against the truth (1: right, under 1: shrunk): median {sr['all']:.2f}; "
+                       f"{small} under {sr['large_from_px']:.0f} px, {large} for the {sr['large_people']} people "
+                       "above")
     typer.echo(f"report: {report_path}  plot: {plot}")
 
 

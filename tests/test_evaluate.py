@@ -17,7 +17,8 @@ from posevid.evaluate.accuracy import (AP_KEYS, FrameEval, coco_keypoint_ap, coc
                                        people_found, people_summary)
 from posevid.evaluate.ground_truth import load_ground_truth
 from posevid.evaluate.plot import COLORS, mean_curve, plot_nms_scores
-from posevid.evaluate.regression import center_regression_errors, heatmap_window_errors, mean_pose_errors
+from posevid.evaluate.regression import (center_regression_errors, center_regression_sizes, heatmap_window_errors,
+                                        mean_pose_errors, regression_summary)
 from posevid.evaluate.report import ModelReport, Report
 from posevid.evaluate.run import _source_frames, _sources, center_regression, evaluate
 from posevid.evaluate.temporal import ID_MIN_OKS, id_switches, jitter_score, track_acceleration_errors
@@ -557,6 +558,23 @@ def test_offsets_encoded_from_the_truth_have_no_center_error_and_a_shift_is_meas
     assert swapped[:, 0].max() < 1e-6 and swapped[:, 1:].min() > 0
 
 
+def test_poses_regressed_shrunk_show_in_the_size_ratio():
+    from posevid.data.targets import encode_dekr, person_centers
+
+    gt = np.stack([person(30, 40, scale=20), person(90, 60, scale=30)])
+    exact = center_regression_sizes(encode_dekr(gt, (32, 40), stride=4, min_area=0).offsets, gt, stride=4)
+    sizes = [np.hypot(*np.ptp(gt[n, gt[n, :, 2] > 0, :2], 0)) for n in range(2)]
+    np.testing.assert_allclose(exact, np.stack([sizes, [1.0, 1.0]], 1), rtol=1e-6)
+    half = gt.copy()  # every pose at half its size about its center (the mean of its labelled keypoints)
+    centers = person_centers(gt)
+    half[..., :2] = centers[:, None] + 0.5 * (gt[..., :2] - centers[:, None])
+    shrunk = center_regression_sizes(encode_dekr(half, (32, 40), stride=4, min_area=0).offsets, gt, stride=4)
+    np.testing.assert_allclose(shrunk[:, 1], 0.5, rtol=1e-6)
+    no_errors = [np.zeros((2, K))]
+    summary = regression_summary(no_errors, no_errors, [gt], 160, sizes=[np.array([[100.0, 0.9], [250.0, 0.4]])])
+    assert summary["size_ratio"] == {"all": 0.65, "small": 0.9, "large": 0.4, "large_people": 1, "large_from_px": 200.0}
+
+
 def test_heatmaps_peaked_at_the_truth_have_no_window_error_and_a_shift_is_measured():
     from posevid.data.targets import encode_dekr
 
@@ -593,6 +611,7 @@ def test_center_regression_end_to_end(tmp_path, tiny_models):
     assert 0 <= r["left_right_swapped_closer"] <= 1
     assert 0 <= r["heatmap_median_error"]["network"] <= 0.5 and r["heatmap_median_error"]["chance"] > 0.2
     assert set(r["per_keypoint"]) == set(COCO.names) and "heatmap" in r["per_keypoint"]["nose"]
+    assert r["size_ratio"]["all"] > 0 and r["size_ratio"]["large_people"] == 0 and r["size_ratio"]["large"] is None
 
 
 def test_the_hand_boxed_example_clip_loads_as_ground_truth():

@@ -19,6 +19,9 @@ HEATMAP_WINDOW = 0.3  # half-width of the square searched around each true keypo
 # Median distance of a uniform point in a square of half-width 1 from its centre (numerically), scaled:
 # what a heatmap with no idea of the joint scores.
 HEATMAP_CHANCE = 0.798 * HEATMAP_WINDOW
+# People whose keypoint box's diagonal is at least this many input pixels are "large" in the size ratio: effnet
+# draws them shrunk (predict.PredictConfig.scale_max_size).
+LARGE_PERSON = 200.0
 
 
 def _person_geometry(gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -43,21 +46,38 @@ def center_regression_errors(offsets: np.ndarray, gt: np.ndarray, stride: int, s
     sides scores better so). Returns (M, K) for the M people with enough labelled keypoints and a center
     inside the map; NaN where a keypoint is not labelled.
     """
+    rows = []
+    for n, pred, size in _at_true_centers(offsets, gt, stride):
+        if swap:
+            pred = pred[list(COCO.flip_index)]
+        err = np.linalg.norm(pred - gt[n, :, :2], axis=1) / size
+        rows.append(np.where(gt[n, :, 2] > 0, err, np.nan))
+    return np.array(rows).reshape(-1, gt.shape[1])
+
+
+def center_regression_sizes(offsets: np.ndarray, gt: np.ndarray, stride: int) -> np.ndarray:
+    """How large the pose regressed at each person's true center is drawn: (M, 2) rows of the person's size
+    (input pixels, as in center_regression_errors) and the ratio of the predicted to the true spread (root
+    mean square distance from their mean) of its labelled keypoints; 1 is right, under 1 shrunk."""
+    rows = []
+    for n, pred, size in _at_true_centers(offsets, gt, stride):
+        vis = gt[n, :, 2] > 0
+        spread = [np.sqrt(((q - q.mean(0)) ** 2).sum(1).mean()) for q in (pred[vis], gt[n, vis, :2])]
+        rows.append((size, spread[0] / spread[1]))
+    return np.array(rows).reshape(-1, 2)
+
+
+def _at_true_centers(offsets: np.ndarray, gt: np.ndarray, stride: int):
+    """(person index, its (K, 2) keypoints regressed at its true center, its size) for each person with
+    enough labelled keypoints and a center inside the map."""
     from posevid.data.targets import decode_offsets
 
     centers, size, ok = _person_geometry(gt)
     h, w = offsets.shape[1:]
-    rows = []
     for n in np.nonzero(ok)[0]:
         j, i = (int(round(c)) for c in centers[n] / stride)
-        if not (0 <= i < h and 0 <= j < w):
-            continue
-        pred = decode_offsets(offsets, i, j, stride)
-        if swap:
-            pred = pred[list(COCO.flip_index)]
-        err = np.linalg.norm(pred - gt[n, :, :2], axis=1) / size[n]
-        rows.append(np.where(gt[n, :, 2] > 0, err, np.nan))
-    return np.array(rows).reshape(-1, gt.shape[1])
+        if 0 <= i < h and 0 <= j < w:
+            yield n, decode_offsets(offsets, i, j, stride), size[n]
 
 
 def heatmap_window_errors(heatmaps: np.ndarray, gt: np.ndarray, stride: int,
@@ -104,12 +124,14 @@ def mean_pose_errors(people: list[np.ndarray]) -> np.ndarray:
 
 
 def regression_summary(net: list[np.ndarray], swapped: list[np.ndarray], people: list[np.ndarray],
-                       input_size: int, heatmap: list[np.ndarray] | None = None) -> dict:
+                       input_size: int, heatmap: list[np.ndarray] | None = None,
+                       sizes: list[np.ndarray] | None = None) -> dict:
     """Median error at the true centers against the mean-pose oracle, overall and per keypoint, and the
     fraction of people whose prediction is closer with left and right exchanged (about 0 when the sides
-    are learnt); with `heatmap`, also the heatmaps' median error against chance. One entry per frame: net
-    and swapped, its center_regression_errors without and with swap; people, its (N, K, 3) keypoints in
-    input pixels; heatmap, its heatmap_window_errors."""
+    are learnt); with `heatmap`, also the heatmaps' median error against chance; with `sizes`, the median
+    size ratio of the regressed poses, of all people and apart for those under and over LARGE_PERSON. One
+    entry per frame: net and swapped, its center_regression_errors without and with swap; people, its
+    (N, K, 3) keypoints in input pixels; heatmap, its heatmap_window_errors; sizes, its center_regression_sizes."""
     net_err, swap_err, hm_err = (np.concatenate(e) if e else np.zeros((0, len(COCO.names)))
                                  for e in (net, swapped, heatmap or []))
     oracle = mean_pose_errors(people)
@@ -119,9 +141,14 @@ def regression_summary(net: list[np.ndarray], swapped: list[np.ndarray], people:
         return float(np.median(x)) if x.size else None
 
     closer = np.nanmean(swap_err, 1) < np.nanmean(net_err, 1)
+    size, ratio = (np.concatenate(sizes) if sizes else np.zeros((0, 2))).T
+    large = size >= LARGE_PERSON
+    size_ratio = {"all": med(ratio), "small": med(ratio[~large]), "large": med(ratio[large]),
+                  "large_people": int(large.sum()), "large_from_px": LARGE_PERSON}
     return {"people": len(net_err), "input_size": input_size,
             "median_error": {"network": med(net_err), "mean_pose_oracle": med(oracle)},
             "heatmap_median_error": {"network": med(hm_err), "chance": HEATMAP_CHANCE, "window": HEATMAP_WINDOW},
             "left_right_swapped_closer": float(closer.mean()) if len(closer) else None,
+            "size_ratio": size_ratio,
             "per_keypoint": {name: {"network": med(net_err[:, k]), "mean_pose_oracle": med(oracle[:, k]),
                                     "heatmap": med(hm_err[:, k])} for k, name in enumerate(COCO.names)}}

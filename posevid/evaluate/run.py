@@ -14,7 +14,8 @@ from posevid.data.readers import VideoRecord, frame_reference
 from posevid.errors import PosevidError
 from posevid.evaluate.accuracy import FrameEval
 from posevid.evaluate.ground_truth import load_ground_truth
-from posevid.evaluate.regression import center_regression_errors, heatmap_window_errors, regression_summary
+from posevid.evaluate.regression import (center_regression_errors, center_regression_sizes, heatmap_window_errors,
+                                        regression_summary)
 from posevid.evaluate.report import Report, model_report
 from posevid.video import batches
 
@@ -121,7 +122,7 @@ def center_regression(model, annotations: str | os.PathLike, videos_root: str | 
     root = Path(videos_root) if videos_root is not None else annotations.parent
     size = input_size or model.cfg.input_size
     model = model.to(device).eval()
-    net, swapped, heat, people = [], [], [], []
+    net, swapped, heat, people, sizes = [], [], [], [], []
     for video in gt.videos:
         for source in _sources(video, root):
             for image, image_id in _source_frames(source, annotations):
@@ -136,8 +137,9 @@ def center_regression(model, annotations: str | os.PathLike, videos_root: str | 
                 net.append(center_regression_errors(offsets, g, STRIDE))
                 swapped.append(center_regression_errors(offsets, g, STRIDE, swap=True))
                 heat.append(heatmap_window_errors(heatmaps, g, STRIDE))
+                sizes.append(center_regression_sizes(offsets, g, STRIDE))
                 people.append(g)
-    return regression_summary(net, swapped, people, size, heat)
+    return regression_summary(net, swapped, people, size, heat, sizes)
 
 
 # ---------------------------------------------------------------------------------------------
